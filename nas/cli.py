@@ -1,0 +1,91 @@
+"""What every command line shares: one-line errors with exit code 2, and typed flag parsers.
+
+argparse already exits 2 on a bad flag, but prints a usage block first; a user scanning a log (or a
+test reading stderr) wants one line that names the flag and what it accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """A bad value from the user: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's hook for bad flags
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run a command's main, turning UsageError and ValueError-from-input into one-line exits."""
+    prog = sys.argv[0] if argv is None else "nas"
+    try:
+        return int(main(argv) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    """'3,4,6,3' -> [3, 4, 6, 3]; every entry a positive integer."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def choice(options: tuple[str, ...] | list[str]) -> Callable[[str], str]:
+    """Like argparse's choices=, but with a one-line message listing what is accepted."""
+
+    def parse(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"unknown value {text!r}; accepted: {', '.join(options)}")
+        return text
+
+    return parse
+
+
+def wrap(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """Adapt a parser that raises ValueError (e.g. parse_budget) to argparse's error type."""
+
+    def parse_arg(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse_arg
