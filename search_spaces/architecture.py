@@ -154,7 +154,10 @@ def load_architecture(path: str | Path) -> Architecture:
         data = json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:
         raise ArchitectureError(f"{path}: not valid JSON ({exc})") from None
-    return Architecture.from_dict(data)
+    try:
+        return Architecture.from_dict(data)
+    except ArchitectureError as exc:
+        raise ArchitectureError(f"{path}: {exc}") from None
 
 
 def _reject_constant(name: str) -> float:

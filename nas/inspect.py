@@ -1,0 +1,58 @@
+"""`python -m nas.inspect ARCH.json [--resolution N] [--json]`: what an architecture costs, per stage."""
+
+from __future__ import annotations
+
+import json
+
+from search_spaces import ArchitectureError, complexity, load_architecture
+from search_spaces.budget import format_flops
+
+from .cli import Parser, UsageError, positive_int, run_main
+
+DEFAULT_RESOLUTION = {"imagenet": 224, "cifar": 32}
+
+
+def format_table(arch, cx) -> str:
+    lines = [
+        f"{arch.describe()}  stem={arch.stem}  in_channels={arch.in_channels}  "
+        f"classes={arch.num_classes}  at {cx.resolution}x{cx.resolution}",
+        f"{'part':<8} {'blocks':>6} {'C x d':>10} {'out':>6} {'map':>5} {'FLOPs':>16} {'params':>12} "
+        f"{'activations':>12}",
+    ]
+    for part in cx.parts:
+        if part.name.startswith("stage"):
+            s = arch.stages[int(part.name[5:]) - 1]
+            blocks, cd, out = str(s.depth), f"{s.cardinality}x{s.group_width}d", str(s.out_channels)
+        else:
+            blocks, cd, out = "", "", str(64 if part.name == "stem" else arch.num_classes)
+        lines.append(f"{part.name:<8} {blocks:>6} {cd:>10} {out:>6} {part.out_resolution:>5} "
+                     f"{part.flops:>16,} {part.params:>12,} {part.activations:>12,}")
+    lines.append(f"{'total':<8} {sum(arch.depths):>6} {'':>10} {'':>6} {'':>5} {cx.flops:>16,} "
+                 f"{cx.params:>12,} {cx.activations:>12,}")
+    lines.append(f"= {format_flops(cx.flops)}, {cx.params / 1e6:.2f} M params, "
+                 f"{cx.activations / 1e6:.2f} M activations")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="python -m nas.inspect", description=__doc__)
+    parser.add_argument("arch", help="architecture JSON file (resnext-arch/1)")
+    parser.add_argument("--resolution", type=positive_int, default=None,
+                        help="input size (default: 224 for the imagenet stem, 32 for the cifar stem)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        arch = load_architecture(args.arch)
+    except ArchitectureError as exc:
+        raise UsageError(str(exc)) from None
+    resolution = args.resolution or DEFAULT_RESOLUTION[arch.stem]
+    cx = complexity(arch, resolution)
+    if args.json:
+        print(json.dumps({"name": arch.describe(), "arch": arch.to_dict(), **cx.as_dict()}))
+    else:
+        print(format_table(arch, cx))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
