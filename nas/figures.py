@@ -1,0 +1,602 @@
+"""The report's plotly figures, built from a loaded run (`nas.run_data.RunData`).
+
+Every figure is plain data: traces carry Python lists (not numpy arrays, which plotly would encode
+as binary blobs), per-trial point traces carry `meta={"role": "trials", ...}` and the trial id as the
+first `customdata` field, so tests (and anyone reading the JSON) can tell which trial is which point.
+
+Accuracies are plotted in percent. Trials stopped early by ASHA are drawn as open markers: their
+accuracy was measured after fewer epochs and is not comparable with a completed trial's. The spread,
+trends and EDFs use the completed trials when there are enough of them (`basis`), otherwise every
+measured trial; each figure's caption says which.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from .run_data import MEASURED, RunData, depth_columns, param_columns
+
+MIN_BASIS = 5  # completed trials needed before spreads and trends use only completed trials
+SYMBOLS = {"completed": "circle", "stopped": "circle-open", "running": "diamond-open"}
+OUTCOME_LABELS = {"completed": "completed", "stopped": "stopped early by ASHA", "running": "still running"}
+OUTCOME_COLORS = {"completed": "#1f77b4", "stopped": "#9e9e9e", "running": "#ff7f0e", "diverged": "#d62728",
+                  "pending": "#bdbdbd", "oom": "#8c564b", "error": "#e377c2"}
+HOVER_FIELDS = ("trial_id", "name", "outcome", "cardinality", "width", "depths", "gflops", "mparams",
+                "epochs", "acc_pct", "images_per_second")
+HOVER = ("<b>%{customdata[1]}</b><br>trial %{customdata[0]} (%{customdata[2]}, %{customdata[8]} epochs)<br>"
+         "C=%{customdata[3]}, d=%{customdata[4]}, depths [%{customdata[5]}]<br>"
+         "%{customdata[6]:.2f} GFLOPs, %{customdata[7]:.1f} M params, %{customdata[10]:,.0f} images/s<br>"
+         "val. accuracy %{customdata[9]:.2f}%<extra></extra>")
+LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=70, r=30, t=40, b=60),
+              hoverlabel=dict(align="left"),
+              legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0,
+                          itemsizing="constant"))
+# Subplot titles sit where the legend goes: lift the legend above them.
+SUBPLOT_LEGEND = dict(margin=dict(l=70, r=30, t=90, b=60), legend=dict(y=1.09))
+ACC_TITLE = "validation accuracy (%)"
+
+
+@dataclass
+class Section:
+    """One block of the report: a figure (or a note saying why there is none) and a caption."""
+
+    key: str
+    title: str
+    figure: go.Figure | None = None
+    caption: str = ""
+    note: str = ""
+    table: pd.DataFrame | None = None  # rendered as an HTML table under the figure
+    skip: bool = False  # not applicable to this run: left out of the page
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def _clean(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None
+        value = float(value)
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _list(values) -> list:
+    return [_clean(v) for v in values]
+
+
+def _customdata(df: pd.DataFrame) -> list[list]:
+    df = df.assign(acc_pct=100 * df["accuracy"])
+    return [[_clean(v) for v in row] for row in df[list(HOVER_FIELDS)].itertuples(index=False)]
+
+
+def basis(run: RunData) -> tuple[pd.DataFrame, str]:
+    """Trials the spreads, trends and EDFs are computed on, and a phrase saying which."""
+    done = run.completed()
+    measured = run.measured()
+    if len(done) >= MIN_BASIS or len(done) == len(measured):
+        return done, f"the {len(done)} completed trials"
+    return measured, (f"all {len(measured)} measured trials (only {len(done)} completed; "
+                      "ASHA-stopped ones count with their accuracy at the epoch they were stopped)")
+
+
+def value_colors(values) -> dict:
+    """An ordered colour per distinct numeric value (viridis from small to large)."""
+    values = sorted({v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))})
+    if not values:
+        return {}
+    if len(values) == 1:
+        return {values[0]: "#3b528b"}
+    cols = sample_colorscale("Viridis", [i / (len(values) - 1) * 0.9 for i in range(len(values))])
+    return dict(zip(values, cols, strict=True))
+
+
+def _int_label(v) -> str:
+    return str(int(v)) if v == int(v) else f"{v:g}"
+
+
+def _offsets(data: pd.DataFrame, x: str, color: str, spread: float) -> dict:
+    """Side-by-side offsets, like grouped bars: at each x value, the colour values present there are
+    spread over `spread` (x units, or octaves on a log axis). Keyed by (x value, colour value)."""
+    out = {}
+    for xv, part in data[data[x].notna()].groupby(x):
+        keys = sorted(part[color].dropna().unique())
+        n = len(keys)
+        for i, k in enumerate(keys):
+            out[(xv, k)] = 0.0 if n <= 1 else (i - (n - 1) / 2) * spread / n
+    return out
+
+
+def pareto_front(df: pd.DataFrame, cost: str, value: str = "accuracy") -> pd.DataFrame:
+    """Trials not dominated by a cheaper-or-equal, more accurate one, sorted by cost."""
+    d = df[df[cost].notna() & df[value].notna()].sort_values([cost, value], ascending=[True, False])
+    keep, best = [], -math.inf
+    for idx, v in zip(d.index, d[value], strict=True):
+        if v > best:
+            keep.append(idx)
+            best = v
+    return d.loc[keep]
+
+
+def _spread_traces(data: pd.DataFrame, x: str, xpos, color: str, name: str, showlegend: bool,
+                   y: str = "accuracy", scale: float = 100.0) -> list[go.Scatter]:
+    """Per x value: min-max range (thin), inter-quartile range (thick) and a median trend line."""
+    g = data[data[x].notna() & data[y].notna()].groupby(x)[y]
+    if g.ngroups == 0:
+        return []
+    stats = g.agg(["min", "max", "median", "count", "mean", "std"])
+    stats["q1"], stats["q3"] = g.quantile(0.25), g.quantile(0.75)
+    xs = [xpos(v) for v in stats.index]
+    med = stats["median"] * scale
+    common = dict(x=xs, y=_list(med), mode="markers", hoverinfo="skip", showlegend=False)
+    rng = go.Scatter(**common, marker=dict(size=1, color="rgba(0,0,0,0)"), meta={"role": "range"},
+                     error_y=dict(type="data", array=_list((stats["max"] * scale) - med),
+                                  arrayminus=_list(med - stats["min"] * scale), color="rgba(60,60,60,0.35)",
+                                  thickness=1.5, width=6))
+    iqr = go.Scatter(**common, marker=dict(size=1, color="rgba(0,0,0,0)"), meta={"role": "spread"},
+                     error_y=dict(type="data", array=_list((stats["q3"] * scale) - med),
+                                  arrayminus=_list(med - stats["q1"] * scale), color="rgba(60,60,60,0.55)",
+                                  thickness=7, width=0))
+    text = [f"{x}={_int_label(v)}: median {m:.2f}%, n={int(n)}" for v, m, n in
+            zip(stats.index, med, stats["count"], strict=True)]
+    trend = go.Scatter(x=xs, y=_list(med), mode="lines+markers", name=name, showlegend=showlegend,
+                       line=dict(color=color, width=2, dash="dot"),
+                       marker=dict(symbol="line-ew-open", size=14, color=color),
+                       text=text, hovertemplate="%{text}<extra></extra>", meta={"role": "trend", "x": x})
+    return [rng, iqr, trend]
+
+
+def _trial_points(data: pd.DataFrame, x: str, color: str, xpos_of, offsets: dict,
+                  y: str = "accuracy", scale: float = 100.0, showlegend: bool = True,
+                  role: str = "trials") -> list[go.Scatter]:
+    """One trace per outcome (the legend toggles them), points coloured by log2(`color`) on the shared
+    colour axis (see `_coloraxis`) and set side by side by `offsets` (per colour value)."""
+    traces = []
+    for outcome in MEASURED:
+        part = data[(data["outcome"] == outcome) & data[y].notna()]
+        if part.empty:
+            continue
+        xs = [xpos_of(v, offsets.get((v, c), 0.0)) for v, c in zip(part[x], part[color], strict=True)]
+        open_symbol = SYMBOLS[outcome].endswith("-open")
+        traces.append(go.Scatter(
+            x=xs, y=_list(part[y] * scale), mode="markers", name=f"{OUTCOME_LABELS[outcome]} ({len(part)})",
+            legendgroup=outcome, showlegend=showlegend,
+            marker=dict(color=_list(np.log2(part[color].clip(lower=1e-9))), coloraxis="coloraxis", size=9,
+                        symbol=SYMBOLS[outcome], line=dict(width=1.6) if open_symbol else dict(width=0.5,
+                                                                                               color="white"),
+                        opacity=0.8 if open_symbol else 1.0),
+            customdata=_customdata(part), hovertemplate=HOVER,
+            meta={"role": role, "x": x, "y": y, "color": color, "outcome": outcome},
+        ))
+    return traces
+
+
+def _coloraxis(values, label: str) -> dict:
+    """A viridis colour axis over log2(values), with a colour bar labelled in the values themselves."""
+    vals = sorted({_clean(v) for v in values if v is not None and not math.isnan(v)})
+    if not vals:
+        return {}
+    lo, hi = math.log2(vals[0]), math.log2(vals[-1])
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    ticks = vals if len(vals) <= 10 else [2**k for k in range(math.ceil(lo), math.floor(hi) + 1)]
+    return dict(coloraxis=dict(
+        colorscale="Viridis", cmin=lo, cmax=hi,
+        colorbar=dict(title=dict(text=label), tickvals=[math.log2(t) for t in ticks],
+                      ticktext=[_int_label(t) for t in ticks], len=0.85, thickness=14),
+    ))
+
+
+def _log2_axis(values) -> dict:
+    vals = sorted({_clean(v) for v in values if v is not None and not math.isnan(v)})
+    if len(vals) > 10:  # powers of two only, else the labels collide
+        vals = [2**k for k in range(math.floor(math.log2(vals[0])), math.ceil(math.log2(vals[-1])) + 1)]
+    return dict(type="log", tickvals=vals, ticktext=[_int_label(v) for v in vals])
+
+
+def _log_pos(v, off):
+    return _clean(v * 2**off)
+
+
+def _lin_pos(v, off):
+    return _clean(v + off)
+
+
+def _empty(key: str, title: str, note: str) -> Section:
+    return Section(key, title, note=note)
+
+
+# --- figures ---------------------------------------------------------------------------------------
+def accuracy_vs(run: RunData, x: str, color: str, *, key: str, title: str, x_title: str,
+                color_label: str, log_x: bool = True) -> Section:
+    data = run.measured()
+    data = data[data[x].notna()]
+    if data.empty:
+        return _empty(key, title, "No trial has reported an accuracy yet.")
+    base, basis_text = basis(run)
+    xpos = _log_pos if log_x else _lin_pos
+    offsets = _offsets(data, x, color, 0.45 if log_x else 0.6)
+    fig = go.Figure()
+    for tr in _spread_traces(base, x, lambda v: _clean(v), "#333333", "median (trend)", True):
+        fig.add_trace(tr)
+    for tr in _trial_points(data, x, color, xpos, offsets):
+        fig.add_trace(tr)
+    fig.update_layout(**LAYOUT, **_coloraxis(data[color], color_label))
+    xaxis = _log2_axis(data[x]) if log_x else dict(dtick=1)
+    fig.update_xaxes(title_text=x_title, **xaxis)
+    fig.update_yaxes(title_text=ACC_TITLE, ticksuffix="")
+    n_failed = run.failed()
+    failed_note = ""
+    if len(n_failed):
+        per = n_failed.groupby(x)["trial_id"].count() if x in n_failed else pd.Series(dtype=int)
+        parts = ", ".join(f"{_int_label(k)}: {v}" for k, v in per.items())
+        failed_note = (f" {len(n_failed)} failed trial(s) have no accuracy and are not plotted"
+                       f"{f' (by {x}: {parts})' if parts else ''}; they are listed under Failed trials.")
+    caption = (f"Every measured trial is a point, coloured by {color_label} (points of different "
+               f"{color_label} are set side by side around their {x}); open symbols were measured after "
+               f"fewer epochs (click the legend to hide them). Grey bars: range (thin) and inter-quartile "
+               f"range (thick) per {x}; dotted line: median; both over {basis_text}.{failed_note}"
+               " Hover a point for its architecture.")
+    return Section(key, title, fig, caption)
+
+
+def accuracy_vs_depth(run: RunData) -> Section:
+    key, title = "depth", "Accuracy vs depth (total and per stage)"
+    data = run.measured()
+    stages = depth_columns(data)
+    if data.empty or data["depth_total"].isna().all():
+        return _empty(key, title, "No trial has reported an accuracy yet.")
+    base, basis_text = basis(run)
+    cols = ["depth_total", *stages]
+    fig = make_subplots(rows=1, cols=len(cols), shared_yaxes=True, horizontal_spacing=0.025,
+                        subplot_titles=["total (blocks)"] + [f"stage {i + 1}" for i in range(len(stages))])
+    for i, col in enumerate(cols, start=1):
+        d = data[data[col].notna()]
+        for tr in _spread_traces(base, col, lambda v: _clean(v), "#333333", "median (trend)", i == 1):
+            fig.add_trace(tr, row=1, col=i)
+        for tr in _trial_points(d, col, "cardinality", _lin_pos, _offsets(d, col, "cardinality", 0.6),
+                                showlegend=i == 1):
+            fig.add_trace(tr, row=1, col=i)
+        span = d[col].max() - d[col].min() if not d.empty else 0
+        fig.update_xaxes(title_text="blocks" if i > 1 else "blocks in all stages", tick0=0,
+                         dtick=1 if span <= 6 else 2 if span <= 12 else 5, row=1, col=i)
+    fig.update_yaxes(title_text=ACC_TITLE, row=1, col=1)
+    fig.update_layout(**LAYOUT, **_coloraxis(data["cardinality"], "C"))
+    fig.update_layout(height=480, **SUBPLOT_LEGEND)
+    caption = (f"Left: accuracy against the total number of bottleneck blocks; then one panel per stage "
+               f"(blocks in that stage). Points coloured by cardinality C; symbols as above; grey bars and "
+               f"dotted line: range, inter-quartile range and median over {basis_text}.")
+    return Section(key, title, fig, caption)
+
+
+def matched_sweep(run: RunData) -> Section:
+    """The paper's Table 2 / Figure: capacity-matched settings, one point per seed."""
+    key, title = "matched", "Capacity-matched sweep: error vs cardinality"
+    match = run.search.get("match")
+    what = {"params": "parameters", "flops": "FLOPs"}.get(match, "capacity")
+    if match:
+        title += f" (matched on {what})"
+    sampler = run.search.get("sampler")
+    if not match and sampler != "grid":
+        return Section(key, title, skip=True)  # not a capacity-matched sweep: no such section
+    done = run.completed()
+    if done.empty:
+        return _empty(key, title, "No completed trial yet.")
+    rows = []
+    for (c, d, depths), g in done.groupby(["cardinality", "width", "depths"], sort=True):
+        err = g["error"]
+        rows.append({
+            "setting": f"{int(c)}×{int(d)}d", "C": int(c), "d": int(d), "bottleneck width C·d": int(c * d),
+            "depths": depths, "GFLOPs": round(float(g["gflops"].mean()), 2),
+            "M params": round(float(g["mparams"].mean()), 2), "seeds": len(g),
+            "error % (mean)": round(float(err.mean()), 2),
+            "± std": round(float(err.std()), 2) if len(g) > 1 else None,
+            "best error %": round(float(err.min()), 2),
+        })
+    table = pd.DataFrame(rows).sort_values(["C", "d"]).reset_index(drop=True)
+    pos = {(r.C, r.d, r.depths): i for i, r in enumerate(table.itertuples())}
+    ticktext = [f"C={r.C}<br>d={r.d}" for r in table.itertuples()]
+    fig = go.Figure()
+    x_seed = [pos[(int(c), int(d), dp)] - 0.08 for c, d, dp in
+              zip(done["cardinality"], done["width"], done["depths"], strict=True)]
+    fig.add_trace(go.Scatter(
+        x=x_seed, y=_list(done["error"]), mode="markers", name="one seed",
+        marker=dict(size=9, color="#1f77b4", opacity=0.8), customdata=_customdata(done),
+        hovertemplate=HOVER.replace("<extra></extra>", "<br>seed %{text}<extra></extra>"),
+        text=[str(_clean(s)) for s in done["seed"]], meta={"role": "trials", "x": "setting"},
+    ))
+    fig.add_trace(go.Scatter(
+        x=[i + 0.08 for i in range(len(table))], y=_list(table["error % (mean)"]), mode="lines+markers",
+        name="mean ± std over seeds", line=dict(color="#d62728"), marker=dict(size=11, symbol="diamond"),
+        error_y=dict(type="data", array=[s if s is not None else 0 for s in _list(table["± std"])],
+                     visible=True),
+        text=list(table["setting"]), meta={"role": "mean"},
+        hovertemplate="%{text}: %{y:.2f}% mean error<extra></extra>",
+    ))
+    fig.update_layout(**LAYOUT)
+    fig.update_xaxes(title_text="cardinality C, with the bottleneck width d matched to it", tickmode="array",
+                     tickvals=list(range(len(table))), ticktext=ticktext, range=[-0.5, len(table) - 0.5],
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(title_text="top-1 validation error (%)")
+    caption = (f"Each setting keeps {what} about equal by shrinking the width d as the cardinality C grows "
+               "(the ResNeXt paper's Table 2). Blue: one point per seed; red: mean ± standard deviation.")
+    return Section(key, title, fig, caption, table=table)
+
+
+def error_edfs(run: RunData) -> Section:
+    key, title = "edf", "Error EDFs per cardinality"
+    base, basis_text = basis(run)
+    base = base[base["cardinality"].notna()]
+    if base.empty:
+        return _empty(key, title, "No trial has reported an accuracy yet.")
+    colors = value_colors(base["cardinality"])
+    fig = go.Figure()
+    for c, col in colors.items():
+        err = np.sort(base.loc[base["cardinality"] == c, "error"].to_numpy())
+        n = len(err)
+        ys = np.arange(1, n + 1) / n
+        fig.add_trace(go.Scatter(
+            x=_list(np.r_[err[0], err]), y=_list(np.r_[0.0, ys]), mode="lines", line_shape="hv",
+            name=f"C={_int_label(c)} (n={n})", line=dict(color=col, width=2.5),
+            hovertemplate=(f"C={_int_label(c)}: %{{y:.0%}} of {n} trials have error ≤ %{{x:.2f}}%"
+                           "<extra></extra>"),
+            meta={"role": "edf", "cardinality": _clean(c), "n": n},
+        ))
+    fig.update_layout(**LAYOUT, legend_title_text="cardinality (trials):")
+    fig.update_xaxes(title_text="top-1 validation error (%)")
+    fig.update_yaxes(title_text="cumulative fraction of trials", range=[0, 1.02], tickformat=".0%")
+    caption = ("Empirical distribution function of the error per cardinality (Radosavovic et al., "
+               "\"On Network Design Spaces for Visual Recognition\"): a curve further left and higher means "
+               f"the cardinality gives good models more often. Computed over {basis_text}.")
+    return Section(key, title, fig, caption)
+
+
+def accuracy_vs_cost(run: RunData, cost: str) -> Section:
+    """cost: 'gflops' or 'mparams'. Points coloured by cardinality, Pareto front, FLOPs budget band."""
+    is_flops = cost == "gflops"
+    key = "flops" if is_flops else "params"
+    res = run.search.get("budget_resolution")
+    unit = f"GFLOPs at {res}×{res}" if (is_flops and res) else ("GFLOPs" if is_flops else "M parameters")
+    title = f"Accuracy vs {'FLOPs' if is_flops else 'parameters'} with the Pareto front"
+    data = run.measured()
+    data = data[data[cost].notna()]
+    if data.empty:
+        return _empty(key, title, "No trial has reported an accuracy yet.")
+    base, basis_text = basis(run)
+    fig = go.Figure()
+    budget, tol = run.search.get("budget_flops"), run.search.get("tolerance")
+    if is_flops and isinstance(budget, int | float) and budget > 0:
+        b = budget / 1e9
+        if isinstance(tol, int | float) and tol > 0:
+            fig.add_vrect(x0=b * (1 - tol), x1=b * (1 + tol), fillcolor="#2ca02c", opacity=0.08, line_width=0)
+        fig.add_vline(x=b, line=dict(color="#2ca02c", dash="dash"),
+                      annotation_text=f"budget {b:g} GFLOPs" + (f" ± {tol:.0%}" if tol else ""),
+                      annotation_position="top left")
+    for tr in _trial_points(data, cost, "cardinality", _lin_pos, {}):
+        fig.add_trace(tr)
+    front = pareto_front(base, cost)
+    if not front.empty:
+        fig.add_trace(go.Scatter(
+            x=_list(front[cost]), y=_list(front["accuracy"] * 100), mode="lines+markers", line_shape="hv",
+            name=f"Pareto front ({len(front)})", line=dict(color="#d62728", width=2),
+            marker=dict(size=14, symbol="circle-open", color="#d62728", line=dict(width=2)),
+            customdata=_customdata(front), hovertemplate=HOVER.replace("<b>", "<b>Pareto: "),
+            meta={"role": "pareto", "cost": cost},
+        ))
+    fig.update_layout(**LAYOUT, **_coloraxis(data["cardinality"], "C"))
+    fig.update_xaxes(title_text=unit)
+    fig.update_yaxes(title_text=ACC_TITLE)
+    caption = (f"Red: the trials no cheaper trial beats (higher accuracy for fewer {unit}), over "
+               f"{basis_text}." + (" Green band: the FLOPs budget and its tolerance." if is_flops else ""))
+    return Section(key, title, fig, caption)
+
+
+def speed(run: RunData) -> Section:
+    key, title = "speed", "Accuracy vs measured training speed"
+    data = run.measured()
+    data = data[data["images_per_second"].notna()]
+    if data.empty:
+        return _empty(key, title, "No trial has reported a training throughput yet.")
+    res = run.search.get("train_resolution")
+    unit = f"training throughput (images/s{f' at {res}×{res}' if res else ''})"
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, column_widths=[0.55, 0.45],
+                        subplot_titles=["accuracy vs throughput", "throughput per cardinality"])
+    for tr in _trial_points(data, "images_per_second", "cardinality", _lin_pos, {}):
+        fig.add_trace(tr, row=1, col=1)
+    for tr in _spread_traces(data, "cardinality", lambda v: _clean(v), "#333333", "median throughput", False,
+                             y="images_per_second", scale=1.0):
+        fig.add_trace(tr, row=1, col=2)
+    for tr in _trial_points(data, "cardinality", "cardinality", _log_pos, {}, y="images_per_second",
+                            scale=1.0, showlegend=False, role="trials-throughput"):
+        fig.add_trace(tr, row=1, col=2)
+    fig.update_xaxes(title_text=unit, row=1, col=1)
+    fig.update_yaxes(title_text=ACC_TITLE, row=1, col=1)
+    fig.update_xaxes(title_text="cardinality C", row=1, col=2, **_log2_axis(data["cardinality"]))
+    fig.update_yaxes(title_text=unit, row=1, col=2)
+    fig.update_layout(**LAYOUT, **_coloraxis(data["cardinality"], "C"))
+    fig.update_layout(**SUBPLOT_LEGEND)
+    gflops = data["gflops"]
+    spread = (f" All these trials cost {gflops.min():.2f}–{gflops.max():.2f} GFLOPs." if gflops.notna().any()
+              else "")
+    caption = ("Mean training throughput measured during each trial. At (nearly) equal FLOPs, more and "
+               "thinner paths (larger C) run slower on a GPU: grouped convolutions use it less efficiently. "
+               f"Right: throughput per cardinality (median dotted).{spread}")
+    return Section(key, title, fig, caption)
+
+
+def learning_curves(run: RunData) -> Section:
+    key, title = "curves", "Learning curves (validation accuracy per epoch)"
+    ep = run.epochs[run.epochs["val_accuracy"].notna()]
+    if ep.empty:
+        return _empty(key, title, "No epoch has been reported yet (epochs.csv is missing or empty).")
+    info = run.trials.set_index("trial_id")
+    fig = go.Figure()
+    shown: set[str] = set()
+    stops_x, stops_y, stops_cd = [], [], []
+    order = {"stopped": 0, "diverged": 1, "completed": 2, "running": 3}
+    ids = sorted(ep["trial_id"].unique(), key=lambda t: order.get(_outcome_of(info, t), 4))
+    groups = dict(tuple(ep.groupby("trial_id")))
+    for tid in ids:
+        g = groups[tid]
+        outcome = _outcome_of(info, tid)
+        name = info.at[tid, "name"] if tid in info.index else tid
+        color = OUTCOME_COLORS.get(outcome, "#7f7f7f")
+        fig.add_trace(go.Scatter(
+            x=_list(g["epoch"]), y=_list(g["val_accuracy"] * 100), mode="lines+markers",
+            line=dict(color=color, width=1.2 if outcome == "stopped" else 2),
+            marker=dict(size=4), opacity=0.55 if outcome == "stopped" else 0.9,
+            name=outcome, legendgroup=outcome, showlegend=outcome not in shown,
+            text=[f"{name}" for _ in range(len(g))],
+            hovertemplate=f"<b>%{{text}}</b><br>trial {tid} ({outcome})<br>epoch %{{x}}: "
+                          f"%{{y:.2f}}%<extra></extra>",
+            meta={"role": "curve", "trial_id": tid, "outcome": outcome},
+        ))
+        shown.add(outcome)
+        if outcome == "stopped":
+            stops_x.append(_clean(g["epoch"].iloc[-1]))
+            stops_y.append(_clean(g["val_accuracy"].iloc[-1] * 100))
+            stops_cd.append([tid, name])
+    if stops_x:
+        fig.add_trace(go.Scatter(
+            x=stops_x, y=stops_y, mode="markers", name=f"stopped by ASHA ({len(stops_x)})",
+            marker=dict(symbol="x-thin", size=11, line=dict(width=2.5, color="#d62728")),
+            customdata=stops_cd,
+            hovertemplate="<b>%{customdata[1]}</b><br>trial %{customdata[0]} stopped by ASHA after epoch "
+                          "%{x}<extra></extra>",
+            meta={"role": "asha-stop"},
+        ))
+        for rung in sorted(set(stops_x)):
+            fig.add_vline(x=rung, line=dict(color="#d62728", width=1, dash="dot"), opacity=0.5)
+    max_epochs = run.search.get("max_epochs")
+    fig.update_layout(**LAYOUT)
+    fig.update_xaxes(title_text="epoch" + (f" (of {max_epochs})" if max_epochs else ""),
+                     dtick=1 if ep["epoch"].max() <= 20 else None)
+    fig.update_yaxes(title_text=ACC_TITLE)
+    caption = ("One line per trial. Red crosses mark where ASHA stopped a trial (dotted lines: the epochs at "
+               "which it cut); blue lines trained to the end.")
+    return Section(key, title, fig, caption)
+
+
+def _outcome_of(info: pd.DataFrame, tid: str) -> str:
+    return str(info.at[tid, "outcome"]) if tid in info.index else "unknown"
+
+
+def importance(run: RunData) -> Section:
+    key, title = "importance", "Hyperparameter importance"
+    values, ev_name, note = param_importances(run)
+    if not values:
+        return _empty(key, title, note)
+    names = list(values)[::-1]
+    fig = go.Figure(go.Bar(
+        x=[values[n] for n in names], y=[n.removeprefix("param_") for n in names], orientation="h",
+        marker_color="#1f77b4", text=[f"{values[n]:.0%}" for n in names], textposition="auto",
+        hovertemplate="%{y}: %{x:.1%} of the explained variance<extra></extra>", meta={"role": "importance"},
+    ))
+    fig.update_layout(**LAYOUT)
+    fig.update_layout(height=max(260, 80 + 40 * len(names)))
+    fig.update_xaxes(title_text="importance for validation accuracy (normalised, sums to 1)",
+                     tickformat=".0%")
+    fig.update_yaxes(title_text="Optuna parameter")
+    return Section(key, title, fig, f"{ev_name} from optuna.importance on {note}")
+
+
+def param_importances(run: RunData) -> tuple[dict[str, float], str, str]:
+    """Rebuild an in-memory Optuna study from trials.csv's param_ columns and ask optuna.importance.
+
+    Returns (importances by column, evaluator name, note); empty importances with a note saying why
+    when the run does not allow it.
+    """
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    done = run.completed()
+    params = [c for c in param_columns(done) if done[c].notna().any()]
+    if not params:
+        return {}, "", "trials.csv has no param_ columns: the sampler's parameters are unknown."
+    if len(done) < 3:
+        return {}, "", f"Needs at least 3 completed trials; this run has {len(done)}."
+    dists = {}
+    for col in params:
+        vals = done[col].dropna()
+        num = pd.to_numeric(vals, errors="coerce")
+        if num.notna().all():
+            uniq = sorted({_clean(v) for v in num})
+            if len(uniq) < 2:
+                continue
+            if col == "param_cardinality" or not all(isinstance(v, int) for v in uniq) and len(uniq) <= 8:
+                dists[col] = CategoricalDistribution(uniq)
+            elif all(isinstance(v, int) for v in uniq):
+                dists[col] = IntDistribution(int(uniq[0]), int(uniq[-1]))
+            else:
+                lo, hi = float(uniq[0]), float(uniq[-1])
+                dists[col] = FloatDistribution(lo, hi, log=lo > 0 and hi / lo >= 100)
+        else:
+            uniq = sorted({str(v) for v in vals})
+            if len(uniq) >= 2:
+                dists[col] = CategoricalDistribution(uniq)
+    if not dists:
+        return {}, "", "Every parameter took a single value over the completed trials: nothing to rank."
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    trials = []
+    for _, row in done.iterrows():
+        p = {}
+        for col, dist in dists.items():
+            v = row[col]
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            v = _clean(v) if not isinstance(dist, CategoricalDistribution) or not isinstance(
+                dist.choices[0], str) else str(v)
+            if isinstance(dist, CategoricalDistribution) and v not in dist.choices:
+                continue
+            p[col] = v
+        trials.append(optuna.trial.create_trial(value=float(row["accuracy"]), params=p,
+                                                distributions={k: dists[k] for k in p}))
+    study.add_trials(trials)
+    try:
+        import sklearn  # noqa: F401  (fANOVA's random forest)
+
+        evaluator, ev_name = optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
+    except ImportError:
+        q = min(0.5, max(0.1, 5 / len(done)))
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=q)
+        ev_name = f"PED-ANOVA (top {q:.0%} of trials vs all; fANOVA needs scikit-learn)"
+    try:
+        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+        return {}, ev_name, f"optuna.importance could not rank the parameters: {exc}"
+    skipped = sorted(set(params) - set(dists))
+    note = f"the {len(done)} completed trials (target: best validation accuracy)."
+    if skipped:
+        note += f" Constant, so left out: {', '.join(s.removeprefix('param_') for s in skipped)}."
+    return dict(values), ev_name, note
+
+
+def build_sections(run: RunData) -> list[Section]:
+    """All figure sections, in report order."""
+    sections = [
+        accuracy_vs(run, "cardinality", "width", key="cardinality", title="Accuracy vs cardinality",
+                    x_title="cardinality C (parallel paths, stage 1; log scale)", color_label="d"),
+        accuracy_vs(run, "width", "cardinality", key="width", title="Accuracy vs bottleneck width",
+                    x_title="bottleneck width d (channels per path, stage 1; log scale)", color_label="C"),
+        accuracy_vs_depth(run),
+        matched_sweep(run),
+        error_edfs(run),
+        accuracy_vs_cost(run, "gflops"),
+        accuracy_vs_cost(run, "mparams"),
+        speed(run),
+        learning_curves(run),
+        importance(run),
+    ]
+    return [s for s in sections if not s.skip]
+
+
+__all__ = ["Section", "basis", "build_sections", "pareto_front", "param_importances"]

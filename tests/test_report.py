@@ -1,0 +1,345 @@
+"""nas.analyze: the report's figures contain the right trials on the right axes, on complete, partial
+and failed runs (synthetic run directories from tests.fake_run)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas.analyze import main, write_report
+from nas.cli import run_main
+from nas.figures import pareto_front
+from nas.run_data import load_run
+from search_spaces import load_architecture
+from tests.fake_run import write_fake_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def figures(report: Path) -> dict[str, dict]:
+    """The plotly figures embedded in the page, by section key (what the browser draws)."""
+    text = report.read_text()
+    found = re.findall(r"<script type='application/json' id='figure-([\w-]+)'>(.*?)</script>", text, re.S)
+    return {key: json.loads(body) for key, body in found}
+
+
+def trial_points(fig: dict, role: str = "trials") -> dict[str, tuple]:
+    """{trial_id: (x, y, customdata)} over the per-trial point traces of a figure."""
+    out = {}
+    for tr in fig["data"]:
+        if (tr.get("meta") or {}).get("role") != role:
+            continue
+        for x, y, cd in zip(tr["x"], tr["y"], tr["customdata"], strict=True):
+            assert cd[0] not in out, f"trial {cd[0]} plotted twice"
+            out[cd[0]] = (x, y, cd)
+    return out
+
+
+def role_traces(fig: dict, role: str) -> list[dict]:
+    return [tr for tr in fig["data"] if (tr.get("meta") or {}).get("role") == role]
+
+
+def axis_title(fig: dict, axis: str = "xaxis") -> str:
+    return fig["layout"][axis]["title"]["text"]
+
+
+@pytest.fixture(scope="module")
+def asha_run(tmp_path_factory):
+    run_dir = write_fake_run(tmp_path_factory.mktemp("asha") / "run", n_trials=30, seed=1)
+    report = write_report(run_dir)
+    return run_dir, report, pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+
+
+@pytest.fixture(scope="module")
+def asha_figs(asha_run):
+    return figures(asha_run[1])
+
+
+def test_report_is_one_offline_page_with_every_section(asha_run):
+    run_dir, report, _ = asha_run
+    assert report == run_dir / "report.html"
+    html = report.read_text()
+    assert "plotly.js v" in html  # embedded: no CDN, works offline
+    assert not re.search(r"<script[^>]+src=['\"]https?:", html)
+    for key in ("summary", "top-k", "cardinality", "width", "depth", "edf", "flops", "params", "speed",
+                "curves", "importance", "failed"):
+        assert f"id='{key}'" in html, key
+    assert "id='matched'" not in html  # not a capacity-matched sweep
+
+
+def test_header_shows_budget_space_dataset_outcomes_and_best(asha_run):
+    run_dir, report, trials = asha_run
+    html = report.read_text()
+    header = html[html.index("id='summary'"):html.index("id='top-k'")]
+    assert "4.00 GFLOPs ± 5% at 224×224" in header
+    assert "resnext-imagenet" in header and "imagenet-100" in header
+    for outcome, n in trials["outcome"].value_counts().items():
+        assert f"{outcome}: {n}" in header
+    done = trials[trials["outcome"] == "completed"]
+    best = done.loc[done["best_val_accuracy"].idxmax()]
+    assert best["name"] in header and f"{best['best_val_accuracy'] * 100:.2f}%" in header
+
+
+def test_accuracy_vs_cardinality_has_one_point_per_measured_trial(asha_run, asha_figs):
+    _, _, trials = asha_run
+    fig = asha_figs["cardinality"]
+    points = trial_points(fig)
+    measured = trials[trials["outcome"].isin(["completed", "stopped"])]
+    assert set(points) == set(measured["trial_id"])
+    for row in measured.itertuples():
+        x, y, cd = points[row.trial_id]
+        assert cd[3] == row.cardinality and cd[1] == row.name  # hover: the architecture
+        # points of different widths sit side by side, within a quarter octave of their cardinality
+        assert abs(math.log2(x) - math.log2(row.cardinality)) < 0.25
+        assert y == pytest.approx(100 * row.best_val_accuracy)
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    assert "cardinality" in axis_title(fig) and "(%)" in axis_title(fig, "yaxis")
+    assert fig["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "d"
+    # the trend: one median per cardinality among the completed trials
+    trend = role_traces(fig, "trend")[0]
+    done = trials[trials["outcome"] == "completed"]
+    assert sorted(trend["x"]) == sorted(done["cardinality"].unique())
+
+
+def test_failed_trials_are_listed_not_plotted(asha_run, asha_figs):
+    run_dir, report, trials = asha_run
+    failed = trials[trials["outcome"].isin(["diverged", "oom", "error"])]
+    assert set(failed["outcome"]) == {"diverged", "oom", "error"}
+    for key, fig in asha_figs.items():
+        for role in ("trials", "trials-throughput", "pareto"):
+            for tr in role_traces(fig, role):
+                assert not set(cd[0] for cd in tr["customdata"]) & set(failed["trial_id"]), key
+    html = report.read_text()
+    failed_section = html[html.index("id='failed'"):]
+    for row in failed.itertuples():
+        assert row.trial_id in failed_section and row.reason in failed_section
+
+
+def test_width_and_depth_figures(asha_run, asha_figs):
+    _, _, trials = asha_run
+    measured = trials[trials["outcome"].isin(["completed", "stopped"])]
+    width = trial_points(asha_figs["width"])
+    assert {tid: cd[4] for tid, (_, _, cd) in width.items()} == dict(zip(measured["trial_id"], measured["width"],
+                                                                         strict=True))
+    assert "bottleneck width d" in axis_title(asha_figs["width"])
+    depth = asha_figs["depth"]
+    # one panel for the total, one per stage, each with every measured trial
+    titles = [a["text"] for a in depth["layout"]["annotations"]]
+    assert titles == ["total (blocks)", "stage 1", "stage 2", "stage 3", "stage 4"]
+    by_axis: dict[str, dict] = {}
+    for tr in role_traces(depth, "trials"):
+        for x, cd in zip(tr["x"], tr["customdata"], strict=True):
+            by_axis.setdefault(tr.get("xaxis", "x"), {})[cd[0]] = x
+    assert len(by_axis) == 5
+    rows = measured.set_index("trial_id")
+    for axis, col in zip(["x", "x2", "x3", "x4", "x5"], ["depth_total", "depth_1", "depth_2", "depth_3", "depth_4"],
+                         strict=True):
+        assert set(by_axis[axis]) == set(rows.index)
+        for tid, x in by_axis[axis].items():
+            assert abs(x - rows.at[tid, col]) < 0.35
+
+
+def test_edf_per_cardinality_counts_completed_trials(asha_run, asha_figs):
+    _, _, trials = asha_run
+    done = trials[trials["outcome"] == "completed"]
+    edfs = role_traces(asha_figs["edf"], "edf")
+    assert {tr["meta"]["cardinality"]: tr["meta"]["n"] for tr in edfs} == done["cardinality"].value_counts().to_dict()
+    for tr in edfs:
+        n = tr["meta"]["n"]
+        assert f"(n={n})" in tr["name"]
+        assert tr["y"][0] == 0 and tr["y"][-1] == pytest.approx(1.0)
+        assert tr["x"] == sorted(tr["x"])
+    assert "error (%)" in axis_title(asha_figs["edf"])
+
+
+def test_pareto_fronts_and_cost_axes(asha_run, asha_figs):
+    _, _, trials = asha_run
+    done = trials[trials["outcome"] == "completed"].assign(accuracy=lambda t: t["best_val_accuracy"])
+    flops = asha_figs["flops"]
+    assert "GFLOPs" in axis_title(flops)
+    front = role_traces(flops, "pareto")[0]
+    front_ids = [cd[0] for cd in front["customdata"]]
+    assert front_ids == list(pareto_front(done, "flops")["trial_id"])
+    # no completed trial is cheaper and at least as accurate as a front member
+    for tid in front_ids:
+        r = done.set_index("trial_id").loc[tid]
+        assert not ((done["flops"] < r["flops"]) & (done["accuracy"] >= r["accuracy"])).any()
+    assert any(s.get("x0") == pytest.approx(4.0) for s in flops["layout"]["shapes"])  # the budget line
+    assert set(trial_points(flops)) == set(trials.loc[trials["outcome"].isin(["completed", "stopped"]),
+                                                      "trial_id"])
+    params = asha_figs["params"]
+    assert axis_title(params) == "M parameters"
+    xs = {tid: x for tid, (x, _, _) in trial_points(params).items()}
+    for row in trials[trials["trial_id"].isin(xs)].itertuples():
+        assert xs[row.trial_id] == pytest.approx(row.params / 1e6)
+
+
+def test_speed_figure_plots_measured_images_per_second(asha_run, asha_figs):
+    _, _, trials = asha_run
+    fig = asha_figs["speed"]
+    assert "images/s" in axis_title(fig)
+    points = trial_points(fig)
+    rows = trials.set_index("trial_id")
+    for tid, (x, _, _) in points.items():
+        assert x == pytest.approx(rows.at[tid, "images_per_second"])
+    per_c = trial_points(fig, "trials-throughput")
+    assert set(per_c) == set(points)
+
+
+def test_learning_curves_show_where_asha_stopped(asha_run, asha_figs):
+    run_dir, _, trials = asha_run
+    epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
+    fig = asha_figs["curves"]
+    curves = {tr["meta"]["trial_id"]: tr for tr in role_traces(fig, "curve")}
+    assert set(curves) == set(epochs["trial_id"])
+    some = epochs["trial_id"].iloc[0]
+    assert curves[some]["x"] == list(epochs.loc[epochs["trial_id"] == some, "epoch"])
+    stopped = trials[trials["outcome"] == "stopped"]
+    stops = role_traces(fig, "asha-stop")[0]
+    assert sorted(cd[0] for cd in stops["customdata"]) == sorted(stopped["trial_id"])
+    assert sorted(stops["x"]) == sorted(stopped["epochs"])
+    assert axis_title(fig).startswith("epoch")
+
+
+def test_importance_ranks_the_sampled_parameters(asha_figs):
+    bar = role_traces(asha_figs["importance"], "importance")[0]
+    assert {"cardinality", "width"} <= set(bar["y"])
+    assert sum(bar["x"]) == pytest.approx(1.0)
+
+
+def test_top_k_table_links_to_loadable_architectures(asha_run):
+    run_dir, report, trials = asha_run
+    html = report.read_text()
+    table = html[html.index("id='top-k'"):html.index("id='cardinality'")]
+    links = re.findall(r'<a href="(architectures/[^"]+)">', table)
+    assert len(links) == 10
+    done = trials[trials["outcome"] == "completed"].sort_values("best_val_accuracy", ascending=False)
+    assert links[0] == f"architectures/{done['trial_id'].iloc[0]}.json"
+    for link in links:
+        arch = load_architecture(run_dir / link)
+        tid = Path(link).stem
+        assert arch.describe() == trials.set_index("trial_id").at[tid, "name"]
+
+
+def test_parquet_has_one_row_per_trial(asha_run):
+    run_dir, _, trials = asha_run
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    assert list(table["trial_id"]) == list(trials["trial_id"])
+    assert table["flops"].iloc[0] == trials["flops"].iloc[0]
+
+
+def test_capacity_matched_sweep_table_and_plot(tmp_path):
+    run_dir = write_fake_run(tmp_path / "grid", matched=True, failures=False)
+    report = write_report(run_dir)
+    fig = figures(report)["matched"]
+    trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+    seeds = trial_points(fig)
+    assert len(seeds) == 15 and set(seeds) == set(trials["trial_id"])
+    ticks = fig["layout"]["xaxis"]["ticktext"]
+    assert ticks == ["C=1<br>d=64", "C=2<br>d=40", "C=4<br>d=24", "C=8<br>d=14", "C=32<br>d=4"]
+    for x, y, cd in seeds.values():  # each seed sits at its setting, its error on y
+        assert ticks[round(x)] == f"C={cd[3]}<br>d={cd[4]}"
+        assert y == pytest.approx(100 - cd[9])
+    mean = role_traces(fig, "mean")[0]
+    assert len(mean["y"]) == 5
+    assert "error" in axis_title(fig, "yaxis")
+    html = report.read_text()
+    section = html[html.index("id='matched'"):html.index("id='edf'")]
+    assert "matched on parameters" in section and section.count("<tr>") == 6  # header + 5 settings
+
+
+def test_partial_run_without_search_json(tmp_path):
+    run_dir = write_fake_run(tmp_path / "partial", n_trials=12, partial=True, write_search_json=False)
+    report = write_report(run_dir)
+    html = report.read_text()
+    trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+    running = trials.loc[trials["outcome"] == "running", "trial_id"].item()
+    pending = trials.loc[trials["outcome"] == "pending", "trial_id"].item()
+    points = trial_points(figures(report)["cardinality"])
+    assert running in points and pending not in points
+    assert points[running][2][2] == "running"
+    assert "search.json is missing" in html and "still running or interrupted" in html
+
+
+def test_run_with_only_failed_or_pending_trials_gives_notes(tmp_path):
+    run_dir = write_fake_run(tmp_path / "bad", n_trials=4, partial=False)
+    trials = pd.read_csv(run_dir / "trials.csv")
+    numeric = ["val_accuracy", "best_val_accuracy", "val_loss", "train_loss", "images_per_second", "seconds"]
+    trials.loc[:, numeric] = float("nan")
+    trials["outcome"] = ["pending"] * 2 + ["oom"] * (len(trials) - 2)
+    trials.to_csv(run_dir / "trials.csv", index=False)
+    (run_dir / "epochs.csv").unlink()
+    report = write_report(run_dir)
+    html = report.read_text()
+    assert "No trial has reported an accuracy yet" in html
+    assert figures(report) == {}  # every figure section is a note
+    assert html.count("class='badge'") >= 2
+
+
+def test_header_only_trials_csv(tmp_path):
+    (tmp_path / "trials.csv").write_text("trial_id,status,outcome\n")
+    report = write_report(tmp_path)
+    assert "0 trial(s)" in report.read_text()
+
+
+def test_param_importance_needs_three_completed_trials(tmp_path):
+    run_dir = write_fake_run(tmp_path / "few", n_trials=6, failures=False, seed=3)
+    trials = pd.read_csv(run_dir / "trials.csv")
+    trials["outcome"] = ["completed", "completed"] + ["stopped"] * (len(trials) - 2)
+    trials.to_csv(run_dir / "trials.csv", index=False)
+    from nas.figures import importance
+
+    section = importance(load_run(run_dir))
+    assert section.figure is None and "at least 3 completed" in section.note
+
+
+def test_command_line(asha_run, capsys):
+    run_dir, _, _ = asha_run
+    assert run_main(main, [str(run_dir), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "report.html" in out and "completed" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{missing}"], "no such run directory"),
+    (["{empty}"], "no trials.csv"),
+    (["{empty}", "--top", "0"], "--top"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(missing=tmp_path / "nope", empty=tmp_path / "empty") for a in args]
+    try:
+        code = run_main(main, argv)
+    except SystemExit as exc:  # argparse's bad-flag path (nas.cli.Parser)
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_module_entry_point_exits_2_on_a_missing_run_dir(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "nas.analyze", str(tmp_path / "nope")], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'nope'}: no such run directory"
+
+
+def test_report_survives_unreadable_arch_and_odd_ids(tmp_path):
+    run_dir = write_fake_run(tmp_path / "odd", n_trials=5, failures=False, seed=5)
+    trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+    trials.loc[0, "arch"] = "{not json"
+    trials.loc[1, "trial_id"] = "../weird id"
+    trials.to_csv(run_dir / "trials.csv", index=False)
+    report = write_report(run_dir)
+    assert "unreadable arch" in report.read_text()
+    names = sorted(p.name for p in (run_dir / "architectures").iterdir())
+    assert "weird_id.json" in names and all(p.parent == run_dir / "architectures"
+                                            for p in (run_dir / "architectures").iterdir())
+    shutil.rmtree(run_dir)
