@@ -223,7 +223,10 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
                 print(note, flush=True)
         tuner, table, space, budget = build_tuner(settings, resume, ray_info["resources"])
         if not resume:
-            write_search_json(settings, space, budget, settings.train_resolution or 0)
+            from .tuner import dataset_shape
+
+            native = dataset_shape(settings.dataset, settings.data_dir)[2]
+            write_search_json(settings, space, budget, settings.train_resolution or native)
         print(f"Search: {settings.trials if settings.sampler != 'grid' else 'grid'} trials, budget {budget} "
               f"at {space.resolution}x{space.resolution}, space {space.name}, sampler {settings.sampler}, "
               f"scheduler {settings.scheduler} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
