@@ -1,0 +1,164 @@
+"""`python -m nas.train ARCH.json`: train one architecture to completion and report its test accuracy.
+
+The architecture's input channels and classes are adapted to the dataset (and the command says
+so). It trains on the whole training set (or --train-subset images) and evaluates on the test set
+every epoch (TrainConfig(final=True)); writes model.pt (a state_dict) and summary.json to --out.
+With --json the last line on stdout is a JSON object (test_accuracy, epochs, seconds, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nas.cli import Parser, UsageError, choice, non_negative_int, positive_int, run_main
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def dataset_name(text: str) -> str:
+    from trials.datasets import NAMES
+
+    if text in NAMES or (text.startswith("imagefolder:") and len(text) > len("imagefolder:")):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown dataset {text!r}; accepted: {', '.join(NAMES)}, imagefolder:PATH")
+
+
+def device_name(text: str) -> str:
+    if text in DEVICES or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    return choice(DEVICES)(text)  # raises with the list of accepted values
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m nas.train", description=__doc__.splitlines()[0])
+    p.add_argument("arch", metavar="ARCH.json", help="a resnext-arch/1 file (e.g. exported by nas.search)")
+    p.add_argument("--dataset", type=dataset_name, default="fashion-mnist",
+                   help="fashion-mnist (default), cifar10, cifar100, synthetic or imagefolder:PATH")
+    p.add_argument("--data-dir", default=None,
+                   help="where the dataset lives (else $NAS_DATA_DIR, /usr/share/datasets)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 3)")
+    p.add_argument("--train-subset", type=positive_int, default=None, help="train on N images only")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default 32")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default 0.1)")
+    p.add_argument("--warmup-epochs", type=non_negative_float, default=None,
+                   help="linear warm-up (default 0)")
+    p.add_argument("--train-resolution", type=positive_int, default=None, help="resize inputs to N x N")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--out", default=None, help="output directory (default ./nas_train/<ARCH file stem>)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _train(args)
+    except ValueError as exc:  # ArchitectureError, DatasetError, TrainConfigError: bad input, not a bug
+        raise UsageError(str(exc)) from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    # Heavy imports after parsing, so that --help and flag errors are instant.
+    import torch
+
+    from search_spaces import load_architecture, with_io
+    from trials.checkpoint import load_checkpoint
+    from trials.datasets import load_dataset
+    from trials.loop import TrainConfig, resolve_device, train
+
+    arch_path = Path(args.arch)
+    arch = load_architecture(arch_path)
+    config = TrainConfig.from_dict({
+        "dataset": args.dataset, "data_dir": args.data_dir, "epochs": args.epochs,
+        "train_subset": args.train_subset, "batch_size": args.batch_size, "lr": args.lr,
+        "warmup_epochs": args.warmup_epochs, "train_resolution": args.train_resolution,
+        "seed": args.seed, "device": args.device, "threads": args.threads, "final": True,
+    })
+    device = resolve_device(config.device)
+    out = Path(args.out) if args.out else Path("nas_train") / arch_path.stem
+    dataset = load_dataset(config.dataset, config.data_dir, download=config.download,
+                           resolution=config.train_resolution)
+    adapted = with_io(arch, in_channels=dataset.in_channels, num_classes=dataset.num_classes)
+    if adapted != arch:
+        print(f"note: adapted {arch_path.name} from {arch.in_channels} input channels / {arch.num_classes} "
+              f"classes to {adapted.in_channels} / {adapted.num_classes} for {dataset.name}", flush=True)
+    n_train = min(len(dataset.train), config.train_subset or len(dataset.train))
+    print(f"training {adapted.describe()} on {dataset.name} ({n_train} train / {len(dataset.test)} test "
+          f"images) for {config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, device {device}",
+          flush=True)
+
+    def progress(m: dict[str, Any]) -> None:
+        if m["status"] != "ok":
+            return
+        print(f"epoch {m['epoch']}/{config.epochs}  loss {m['train_loss']:.4f}  "
+              f"test accuracy {100 * m['val_accuracy']:.2f}%  {m['images_per_second']:.1f} images/s  "
+              f"{m['epoch_seconds']:.1f}s", flush=True)
+
+    history: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="nas_train_") as work:
+        result = train(adapted, config, report=lambda m: (history.append(m), progress(m)),
+                       checkpoint_dir=work, dataset=dataset)
+        ok = result["status"] == "ok"
+        out.mkdir(parents=True, exist_ok=True)
+        if ok:
+            torch.save(load_checkpoint(work)["model"], out / "model.pt")
+    summary = {
+        "arch": adapted.to_dict(),
+        "arch_file": str(arch_path),
+        "dataset": dataset.name,
+        "status": result["status"],
+        "reason": result["reason"],
+        "test_accuracy": result.get("test_accuracy", 0.0),
+        "test_loss": result.get("test_loss", result["val_loss"]),
+        "epochs": result["epoch"] if ok else result["epoch"] - 1,
+        "seconds": result["seconds"],
+        "flops": result["flops"],
+        "flops_train": result["flops_train"],
+        "params": result["params"],
+        "config": config.to_dict(),
+        "history": history,
+        "model": str(out / "model.pt") if ok else None,
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if ok:
+        print(f"test accuracy {100 * summary['test_accuracy']:.2f}% after {summary['epochs']} epochs "
+              f"({summary['seconds']:.1f}s); saved {out / 'model.pt'} and {out / 'summary.json'}", flush=True)
+    else:
+        print(f"error: training stopped: {result['status']}: {result['reason']}", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "arch")}), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

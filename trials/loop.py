@@ -1,0 +1,403 @@
+"""The training loop of one trial: usable on its own, wrapped for Ray Tune by trials.trainable.
+
+SGD with Nesterov momentum and weight decay, label smoothing, an optional short linear warm-up then
+cosine decay to ~0 over the trial's epochs, evaluated every epoch. On CUDA: bf16 autocast,
+channels_last, fused SGD, optional torch.compile. On CPU: fp32, default NCHW layout (channels_last
+measured 10-25% slower for training and ~2x slower for evaluation with torch 2.13's CPU kernels,
+docs/perf-training.md), `threads` intra-op threads.
+
+Failure modes that must not crash a search end the trial with a final, finite report:
+a NaN/inf loss -> status "diverged" with val_accuracy 0.0; CUDA out-of-memory -> status "oom".
+Every other exception propagates (Ray Tune retries the trial from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from search_spaces import Architecture, build_model, complexity, with_io
+
+from .augment import prepare
+from .checkpoint import load_checkpoint, save_checkpoint
+from .datasets import Dataset, load_dataset, split_train_val
+
+# Reported instead of a NaN/inf loss: finite (Optuna and pandas choke on NaN) and clearly worse than
+# any real cross-entropy (ln(1000 classes) = 6.9).
+PLACEHOLDER_LOSS = 1e3
+AUGMENT_AFTER_EPOCHS = 5
+
+
+class TrainConfigError(ValueError):
+    """A bad training option; the message names it."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a trial's training, as plain values (JSON/Ray-config friendly).
+
+    The defaults are the CPU recipe measured on Fashion-MNIST in docs/perf-training.md: a
+    ResNeXt-50-class net reaches ~80% validation accuracy after 2-3 epochs on 2,500 images.
+    """
+
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    # In epochs (fractions allowed). Zero-initialised residual BNs make warm-up nearly unnecessary;
+    # a full warm-up epoch wasted a third of a 3-epoch CPU trial (docs/perf-training.md).
+    warmup_epochs: float = 0.0
+    # The classifier's learning rate is lr * head_lr_scale. On 28x28 inputs the imagenet stem leaves
+    # 1x1 maps in the last stage, so the head sees un-averaged features of width up to 2048 and its
+    # logits move ~||features||^2 times faster than the rest: with one lr for all, the first steps
+    # blow the loss up to 5-15 (measured, docs/perf-training.md).
+    head_lr_scale: float = 0.05
+    # The dataset's random crop + flip (trials.datasets); None = on only for trainings longer than
+    # AUGMENT_AFTER_EPOCHS epochs. In 3-epoch proxy trainings augmentation only slows fitting
+    # (Fashion-MNIST, 2,500 images: 81.4% without vs 77.5% with at epoch 3). Normalisation always applies.
+    augment: bool | None = None
+    train_subset: int | None = None  # train on the first N images of the (seeded) training split
+    val_size: int = 5000  # validation images held out of the training set (ignored when final)
+    train_resolution: int | None = None  # resize inputs on the fly (None: the dataset's own size)
+    budget_resolution: int = 224  # resolution of the search space's FLOPs budget, for reporting
+    eval_batch_size: int = 256
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch intra-op threads (CPU); None leaves torch's setting
+    compile: bool = False  # torch.compile the model
+    final: bool = False  # train on all training images (or the subset), evaluate on the test set
+    workers: int = 2  # DataLoader worker processes (imagefolder only)
+    download: bool = True  # allowed to download official datasets when not found locally
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "budget_resolution", "val_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("train_subset", "train_resolution", "threads"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        _check_int("seed", self.seed, minimum=0)
+        _check_int("workers", self.workers, minimum=0)
+        for name, lo in (("lr", 0.0), ("momentum", 0.0), ("weight_decay", 0.0), ("label_smoothing", 0.0),
+                         ("warmup_epochs", 0.0), ("head_lr_scale", 0.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise TrainConfigError(f"{name}: must be a finite number, got {value!r}")
+            if value < lo or (name == "lr" and value == 0):
+                raise TrainConfigError(f"{name}: must be {'> 0' if name == 'lr' else '>= 0'}, got {value!r}")
+        if self.momentum >= 1 or self.label_smoothing >= 1:
+            raise TrainConfigError("momentum and label_smoothing must be < 1")
+        if self.warmup_epochs > self.epochs:
+            raise TrainConfigError(
+                f"warmup_epochs: must be <= epochs ({self.epochs}), got {self.warmup_epochs}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise TrainConfigError(f"dataset: must be a name, got {self.dataset!r}")
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or str(self.device).startswith("cuda:")):
+            raise TrainConfigError(
+                f"device: unknown device {self.device!r}; accepted: auto, cpu, cuda, cuda:N")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TrainConfig:
+        """Build from a plain dict; None values mean "default", unknown keys are an error."""
+        data = {k: v for k, v in (data or {}).items() if v is not None}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainConfigError(
+                f"unknown training option {unknown[0]!r}; accepted: {', '.join(sorted(known))}")
+        # Samplers hand out numpy scalars and floats like 64.0; keep ints ints.
+        for f in dataclasses.fields(cls):
+            if f.name in data and hasattr(data[f.name], "item"):
+                data[f.name] = data[f.name].item()
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TrainConfigError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+
+
+def cpu_defaults(**overrides: Any) -> TrainConfig:
+    """The CPU proxy-trial preset for Fashion-MNIST (docs/perf-training.md): 2,500 training images,
+    1,000 validation images, 3 epochs, batch 32, lr 0.2 (head 0.01), no warm-up, cosine, label
+    smoothing 0.1, no augmentation. ResNeXt-50 32x4d (4.2 GFLOPs at 224): 75.2 / 81.0 / 81.4% after
+    epochs 1 / 2 / 3, at ~55 images/s on 2 threads (about 2.5 minutes per 3-epoch trial).
+    """
+    base = dict(epochs=3, batch_size=32, lr=0.2, head_lr_scale=0.05, warmup_epochs=0.0,
+                label_smoothing=0.1, augment=False, train_subset=2500, val_size=1000, device="cpu")
+    base.update(overrides)
+    return TrainConfig.from_dict(base)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainConfigError(f"device: {name!r} requested but CUDA is not available")
+    return device
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Linear warm-up to 1 over `warmup_steps`, then cosine from 1 towards 0 at `total_steps`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
+
+
+@dataclass
+class _Data:
+    dataset: Dataset
+    train: Any  # TensorSplit | FolderSplit, on the device when in memory
+    eval: Any
+    eval_name: str  # "val" | "test"
+
+
+def prepare_data(config: TrainConfig, device: torch.device, dataset: Dataset | None = None) -> _Data:
+    """Load the dataset, carve the seeded train/val split (or train/test when final), move to device."""
+    ds = dataset if dataset is not None else load_dataset(
+        config.dataset, config.data_dir, download=config.download, resolution=config.train_resolution)
+    n = len(ds.train)
+    if config.final:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
+        train_idx, eval_split, eval_name = order, ds.test, "test"
+    else:
+        train_idx, val_idx = split_train_val(n, config.val_size, config.seed)
+        eval_split, eval_name = ds.train.subset(val_idx), "val"
+    if config.train_subset is not None:
+        train_idx = train_idx[: config.train_subset]
+    train = ds.train.subset(train_idx)
+    return _Data(ds, train.to(device), eval_split.to(device), eval_name)
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, torch.Tensor]:
+    return {"generator": gen.get_state(), "torch": torch.get_rng_state()}
+
+
+# --- the loop --------------------------------------------------------------------------------------
+
+
+def train(
+    arch: Architecture,
+    config: TrainConfig,
+    *,
+    report: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    dataset: Dataset | None = None,
+) -> dict[str, Any]:
+    """Train `arch` under `config`; call `report(metrics)` after every epoch; return the last metrics.
+
+    `arch`'s input channels and classes are adapted to the dataset (with_io). With `checkpoint_dir`,
+    checkpoint.pt is written there after each epoch, before `report` is called. `resume_from` (a
+    directory holding checkpoint.pt) continues at the next epoch, reproducing an uninterrupted CPU
+    run exactly. `dataset` lets callers (tests, benchmarks) pass an already loaded Dataset.
+    """
+    device = resolve_device(config.device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    data = prepare_data(config, device, dataset)
+    ds = data.dataset
+    arch = with_io(arch, in_channels=ds.in_channels, num_classes=ds.num_classes)
+    cuda = device.type == "cuda"
+    train_res = config.train_resolution or ds.resolution
+    static = {
+        "flops": complexity(arch, config.budget_resolution).flops,
+        "flops_train": complexity(arch, train_res).flops,
+        "params": complexity(arch, train_res).params,
+    }
+
+    with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG
+        torch.manual_seed(config.seed)
+        model = build_model(arch)
+    # channels_last suits cuDNN's tensor-core kernels; on the CPU it measured slower (module docstring).
+    model = model.to(device=device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    head = {id(p) for p in model.fc.parameters()}
+    decay, no_decay = [], []
+    for p in model.parameters():
+        # No weight decay on BN affine parameters and biases (standard; the zero-init gammas of the
+        # residual BNs would otherwise be pulled back to zero).
+        if id(p) not in head:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    opt_kwargs: dict[str, Any] = {}
+    if cuda:
+        opt_kwargs["fused"] = True
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay, "lr_scale": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+        {"params": list(model.fc.parameters()), "weight_decay": config.weight_decay,
+         "lr_scale": config.head_lr_scale},
+    ]
+    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                                nesterov=config.momentum > 0, **opt_kwargs)
+    step_model = torch.compile(model) if config.compile else model
+
+    n_train = len(data.train)
+    batch = min(config.batch_size, n_train)
+    steps_per_epoch = n_train // batch  # drop the ragged last batch: a batch of 1 breaks BatchNorm
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+
+    start_epoch, step, history, seconds = 1, 0, [], 0.0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        if state.get("arch") not in (None, arch.to_dict()):
+            raise ValueError(f"{resume_from}: checkpoint is of another architecture")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["scheduler"]["step"])
+        gen.set_state(state["rng"]["generator"])
+        torch.set_rng_state(state["rng"]["torch"])
+        start_epoch = int(state["epoch"]) + 1
+        history = list(state.get("history", []))
+        seconds = float(state.get("seconds", 0.0))
+        if start_epoch > config.epochs and history:
+            return dict(history[-1])
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    aug = ds.augmentation
+    augment = config.augment if config.augment is not None else config.epochs > AUGMENT_AFTER_EPOCHS
+    metrics: dict[str, Any] = {}
+    for epoch in range(start_epoch, config.epochs + 1):
+        t0 = time.perf_counter()
+        try:
+            model.train()
+            order = torch.randperm(n_train, generator=gen)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen, diverged = 0, False
+            for i, (images, labels) in enumerate(data.train.batches(batch, order, drop_last=True)):
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                x = prepare(images, aug, train=augment, generator=gen if augment else None,
+                            resolution=config.train_resolution, channels_last=cuda)
+                factor = lr_factor(step, total_steps, warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * group["lr_scale"] * factor
+                with autocast:
+                    logits = step_model(x)
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                loss_sum += loss.detach() * labels.shape[0]
+                correct += (logits.detach().argmax(1) == labels).sum()
+                seen += labels.shape[0]
+                # A sync per step is free on the CPU; on a GPU check every 16 steps (and at the end).
+                if (not cuda or i % 16 == 15) and not torch.isfinite(loss_sum):
+                    diverged = True
+                    break
+            if diverged or not torch.isfinite(loss_sum):
+                metrics = _final_metrics(epoch, "diverged",
+                                         f"non-finite training loss at epoch {epoch} (lr {config.lr}, "
+                                         f"batch size {batch})", static, t0, seconds)
+                history.append(metrics)
+                if report is not None:
+                    report(metrics)
+                return metrics
+            train_seconds = time.perf_counter() - t0
+            val_loss, val_acc = evaluate(model, data.eval, aug, device, config)
+        except torch.cuda.OutOfMemoryError:
+            # Drop the references held by the failed step before reporting (the search goes on).
+            optimizer.zero_grad(set_to_none=True)
+            if cuda:
+                torch.cuda.empty_cache()
+            metrics = _final_metrics(epoch, "oom", f"CUDA out of memory at batch size {batch}", static, t0,
+                                     seconds)
+            if report is not None:
+                report(metrics)
+            return metrics
+        epoch_seconds = time.perf_counter() - t0
+        seconds += epoch_seconds
+        metrics = {
+            "epoch": epoch,
+            "train_loss": float(loss_sum) / max(1, seen),
+            "train_accuracy": int(correct) / max(1, seen),
+            "val_accuracy": val_acc,
+            "val_loss": val_loss if math.isfinite(val_loss) else PLACEHOLDER_LOSS,
+            "images_per_second": seen / train_seconds,
+            "epoch_seconds": epoch_seconds,
+            "seconds": seconds,
+            "lr": optimizer.param_groups[0]["lr"],
+            "eval_split": data.eval_name,
+            "status": "ok",
+            "reason": "",
+            **static,
+        }
+        history.append(metrics)
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": {"step": step, "total_steps": total_steps, "warmup_steps": warmup_steps},
+                "epoch": epoch,
+                "rng": _rng_state(gen),
+                "history": history,
+                "seconds": seconds,
+                "arch": arch.to_dict(),
+                "config": config.to_dict(),
+            })
+        if report is not None:
+            report(dict(metrics))
+    result = dict(metrics)
+    if config.final:
+        result["test_accuracy"] = metrics["val_accuracy"]
+        result["test_loss"] = metrics["val_loss"]
+    return result
+
+
+def _final_metrics(epoch: int, status: str, reason: str, static: dict, t0: float, seconds: float) -> dict:
+    elapsed = time.perf_counter() - t0
+    return {
+        "epoch": epoch, "train_loss": PLACEHOLDER_LOSS, "train_accuracy": 0.0, "val_accuracy": 0.0,
+        "val_loss": PLACEHOLDER_LOSS, "images_per_second": 0.0, "epoch_seconds": elapsed,
+        "seconds": seconds + elapsed, "lr": 0.0, "eval_split": "val", "status": status, "reason": reason,
+        **static,
+    }
+
+
+def evaluate(model: torch.nn.Module, split: Any, aug: Any, device: torch.device,
+             config: TrainConfig) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` on `split`, no augmentation, one sync at the end."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    n = 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else \
+        torch.autocast("cpu", enabled=False)
+    with torch.inference_mode(), autocast:
+        for images, labels in split.batches(config.eval_batch_size):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            x = prepare(images, aug, train=False, generator=None, resolution=config.train_resolution,
+                        channels_last=device.type == "cuda")
+            logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+            correct += (logits.argmax(1) == labels).sum()
+            n += labels.shape[0]
+    return float(loss_sum) / max(1, n), int(correct) / max(1, n)
+
+
+__all__ = ["PLACEHOLDER_LOSS", "TrainConfig", "TrainConfigError", "cpu_defaults", "evaluate", "lr_factor",
+           "prepare_data", "resolve_device", "train"]
