@@ -70,9 +70,21 @@ class ResultsTable(Callback):
         self.max_epochs = max_epochs
         self.rows: dict[str, dict[str, Any]] = {}
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._pruned = False
         self._load_existing()
 
     # --- resume: rows of finished trials survive a killed driver ---------------------------------
+    # Tune pickles the callbacks with the Tuner when the search starts and unpickles them on
+    # Tuner.restore: the table then starts from what the files hold now, not from that first moment.
+    def __getstate__(self) -> dict:
+        return {"run_dir": self.run_dir, "budget_resolution": self.budget_resolution,
+                "max_epochs": self.max_epochs}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.rows, self.epochs, self._pruned = {}, {}, False
+        self._load_existing()
+
     def _load_existing(self) -> None:
         trials, epochs = self.run_dir / TRIALS_CSV, self.run_dir / EPOCHS_CSV
         if trials.exists():
@@ -83,6 +95,20 @@ class ResultsTable(Callback):
                 self.epochs[(str(row["trial_id"]), int(row["epoch"]))] = row
 
     # --- Tune callback hooks ----------------------------------------------------------------------
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if self._pruned:
+            return
+        # After a resume, drop rows of trials that Tune never recorded (the driver was killed after
+        # starting them but before saving its state): Tune will not run them again, it asks anew.
+        self._pruned = True
+        known = {t.trial_id for t in trials}
+        ghosts = [tid for tid in self.rows if tid not in known]
+        for tid in ghosts:
+            del self.rows[tid]
+        self.epochs = {k: v for k, v in self.epochs.items() if k[0] not in ghosts}
+        if ghosts:
+            self.write()
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._update(trial, status="RUNNING", outcome="running")
 

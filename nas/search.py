@@ -204,11 +204,11 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
 # --- the search ------------------------------------------------------------------------------------------
 
 def search(settings: SearchSettings, args, resume: bool) -> int:
-    import ray
-
-    from .tuner import build_tuner, check_run_dir, finish, start_ray, write_search_json
+    from .tuner import build_tuner, check_run_dir, configure_ray_env, finish, start_ray, write_search_json
 
     check_run_dir(settings, resume)
+    configure_ray_env(args.address)
+    import ray
     ray_info = start_ray(args.address, args.dashboard_host, args.dashboard_port)
     try:
         if args.dashboard_host not in ("127.0.0.1", "localhost") and not args.address:

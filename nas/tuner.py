@@ -119,12 +119,37 @@ def train_config(settings: SearchSettings, space: SearchSpace) -> dict[str, Any]
 
 # --- Ray --------------------------------------------------------------------------------------------
 
+def configure_ray_env(address: str | None) -> None:
+    """Environment Ray reads when it is imported: call before the first `import ray`."""
+    import sys
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress table replaces Tune's
+    # Save the experiment state at every step of Tune's loop (its default waits 10 s or more): a
+    # killed driver then loses no finished trial, which a resumed search would otherwise rerun.
+    # The state of a few hundred trials is small; the cost is in docs/performance.md.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    host = (address or "").removeprefix("ray://").rsplit(":", 1)[0]
+    if not address or host in ("127.0.0.1", "localhost", "::1"):
+        # Ray rewrites a loopback address to this machine's network IP, so a head started on loopback
+        # would be unreachable and our embedded instance would listen on the network. This variable
+        # makes Ray keep a single-node instance on 127.0.0.1.
+        if "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and "ray" in sys.modules:
+            raise RuntimeError("configure_ray_env must run before ray is imported")
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if address and "RAY_AUTH_MODE" not in os.environ:
+        # Ray enables token authentication by default, but a driver given an explicit address does
+        # not send the token unless told to: keep authentication on when a token is at hand.
+        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        if os.environ.get("RAY_AUTH_TOKEN") or token.is_file():
+            os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def start_ray(address: str | None, dashboard_host: str, dashboard_port: int, num_cpus: int | None = None
               ) -> dict[str, Any]:
     """Start an embedded Ray (or join a cluster) and say where its dashboard and token are."""
+    configure_ray_env(address)
     import ray
 
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress table replaces Tune's
     if address:
         context = ray.init(address=address, log_to_driver=True)
     else:

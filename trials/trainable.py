@@ -47,9 +47,16 @@ def train_trial(config: dict[str, Any]) -> None:
     Divergence and CUDA OOM end the trial with a finite report (trials.loop); any other exception
     propagates, so Tune's FailureConfig retries the trial from its last reported checkpoint.
     """
+    import logging
+
     from ray import tune
 
     from search_spaces import Architecture
+
+    # One INFO line per epoch ("Checkpoint successfully created") would flood the driver's progress
+    # table (log_to_driver stays on so that real worker errors are seen).
+    for name in ("ray.train", "ray.train._internal.storage", "ray.train.v2._internal.execution.storage"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     from .loop import TrainConfig, train
 

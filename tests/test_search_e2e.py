@@ -1,0 +1,131 @@
+"""The search end to end on CPU: Ray Tune + OptunaSearch + ASHA, a separately started Ray head, and
+resume after `kill -9` of the driver."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from search_spaces import build_model, complexity, load_architecture
+from search_spaces.budget import Budget
+
+from . import searchrun
+
+pytestmark = pytest.mark.slow
+BUDGET = Budget.parse("500MFLOPs")
+
+
+def assert_all_feasible(frame: pd.DataFrame) -> None:
+    for arch_json, flops in zip(frame["arch"], frame["flops"], strict=True):
+        arch_flops = complexity(load_arch(arch_json), 224).flops
+        assert arch_flops == flops and BUDGET.contains(flops)
+
+
+def load_arch(text: str):
+    from search_spaces import Architecture
+
+    return Architecture.from_dict(json.loads(text))
+
+
+def test_end_to_end_search_with_asha(tmp_path):
+    args = [*searchrun.FAST, "--trials", "6", "--max-epochs", "3", "--grace-epochs", "1",
+            "--reduction-factor", "2", "--storage-path", str(tmp_path), "--name", "e2e", "--seed", "3"]
+    out = searchrun.run(args)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = tmp_path / "e2e"
+    frame = searchrun.trials(run_dir)
+    assert len(frame) == 6 and frame["trial_id"].is_unique
+    assert_all_feasible(frame)
+    assert set(frame["outcome"]) <= {"completed", "stopped"}
+    assert (frame["outcome"] == "stopped").any(), "ASHA stopped no trial"
+    assert (frame["outcome"] == "completed").any()
+    stopped = frame[frame["outcome"] == "stopped"]
+    assert (stopped["epochs"] < 3).all() and (frame[frame["outcome"] == "completed"]["epochs"] == 3).all()
+    epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
+    assert epochs.groupby("trial_id").size().to_dict() == dict(zip(frame["trial_id"], frame["epochs"], strict=True))
+    # the exported best architecture rebuilds, and is the best trial's
+    best = load_architecture(run_dir / "best.json")
+    model = build_model(best)
+    assert sum(p.numel() for p in model.parameters()) == complexity(best).params
+    top = frame.sort_values("best_val_accuracy", ascending=False).iloc[0]
+    assert best.to_dict() == json.loads(top["arch"])
+    assert (run_dir / "report.html").stat().st_size > 100_000
+    # what the user saw: the dashboard URL, the token's place, the summary table
+    assert "Ray dashboard: http://127.0.0.1:" in out.stdout and "auth_token" in out.stdout
+    assert "Best: " in out.stdout and "trials.csv" in out.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_search_on_a_separately_started_ray_head(tmp_path):
+    port = free_port()
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        # as nas.search does for loopback: without it Ray moves the head onto the network address
+        env={**searchrun.env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
+    try:
+        args = [*searchrun.FAST, "--trials", "2", "--max-epochs", "1", "--address", f"127.0.0.1:{port}",
+                "--storage-path", str(tmp_path), "--name", "cluster"]
+        out = searchrun.wait_for(lambda: _try_run(args), timeout=120)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        frame = searchrun.trials(tmp_path / "cluster")
+        assert len(frame) == 2 and set(frame["outcome"]) == {"completed"}
+        assert_all_feasible(frame)
+        assert head.poll() is None, "the search must not stop the cluster it joined"
+    finally:
+        leftovers = searchrun.descendants(head.pid)
+        head.terminate()
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        searchrun.kill_pids(leftovers)
+
+
+def _try_run(args):
+    out = searchrun.run(args)
+    # The head may still be coming up: retry on connection errors only.
+    if out.returncode != 0 and "onnect" in out.stdout + out.stderr and "Best:" not in out.stdout:
+        return None
+    return out
+
+
+def test_resume_after_kill_9_of_the_driver(tmp_path):
+    run_dir = tmp_path / "killed"
+    args = [*searchrun.FAST, "--trials", "4", "--max-epochs", "2", "--scheduler", "none",
+            "--storage-path", str(tmp_path), "--name", "killed"]
+    log = tmp_path / "first.log"
+    proc = searchrun.start(args, log)
+    try:
+        searchrun.wait_for(lambda: (searchrun.trials(run_dir)["outcome"] == "completed").sum() >= 1,
+                           timeout=240, proc=proc, log=log)
+    finally:
+        leftovers = searchrun.kill_driver(proc)
+    before = searchrun.trials(run_dir)
+    finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
+    epochs_before = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
+    epochs_before = epochs_before[epochs_before["trial_id"].isin(finished)].reset_index(drop=True)
+    out = searchrun.run(["--resume", str(run_dir)])
+    searchrun.kill_pids(leftovers)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    after = searchrun.trials(run_dir)
+    assert len(after) == 4 and after["trial_id"].is_unique, out.stdout[-4000:]
+    assert set(after["outcome"]) == {"completed"}
+    assert finished <= set(after["trial_id"])
+    epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert (epochs.groupby("trial_id").size() == 2).all()
+    # trials finished before the kill were not trained again: their epoch rows are unchanged
+    again = epochs[epochs["trial_id"].isin(finished)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again, epochs_before)
