@@ -41,7 +41,8 @@ class ProgressTable(Callback):
     """Prints the table at most every `interval` seconds, and whenever a trial ends."""
 
     def __init__(self, table: ResultsTable, interval: float = 20.0, stream: TextIO | None = None) -> None:
-        self.table, self.interval, self.stream = table, interval, stream or sys.stdout
+        # None means sys.stdout at print time: Tune pickles callbacks, and a stream does not pickle.
+        self.table, self.interval, self.stream = table, interval, stream
         self.start = time.monotonic()
         self.last = 0.0
 
@@ -50,7 +51,10 @@ class ProgressTable(Callback):
         if not force and now - self.last < self.interval:
             return
         self.last = now
-        print(format_progress(self.table.frame(), now - self.start), file=self.stream, flush=True)
+        print(format_progress(self.table.frame(), now - self.start), file=self.stream or sys.stdout, flush=True)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "stream": None}
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._print()

@@ -27,7 +27,7 @@ TRIAL_FIELDS = [
     "trial_id", "status", "outcome", "reason", "name", "cardinality", "width", "depths", "depth_total",
     "cardinalities", "group_widths", "flops", "flops_train", "params", "val_accuracy",
     "best_val_accuracy", "val_loss", "train_loss", "epochs", "images_per_second", "seconds", "seed", "lr",
-    "batch_size", "checkpoint", "arch",
+    "batch_size", "failures", "checkpoint", "arch",
 ]
 
 
@@ -48,6 +48,15 @@ def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
     }
     row.update({f"depth_{i + 1}": d for i, d in enumerate(arch.depths)})
     return row
+
+
+def _error_line(trial) -> str:
+    """The last line of the trial's traceback (the exception), as Tune saved it."""
+    try:
+        lines = [ln for ln in Path(trial.error_file).read_text().strip().splitlines() if ln.strip()]
+        return lines[-1][:300]
+    except (OSError, TypeError, IndexError):
+        return "trial raised an error (see error.txt in the trial's directory)"
 
 
 def _finite(value: Any) -> Any:
@@ -127,17 +136,23 @@ class ResultsTable(Callback):
             outcome = "completed"
         else:
             outcome = "stopped"  # cut by ASHA (or by the search's time budget)
-        self._update(trial, status="TERMINATED", outcome=outcome, result=result,
-                     reason=result.get("reason") or ("stopped early by the scheduler" if outcome == "stopped"
-                                                     else ""))
+        reason = result.get("reason") or ("stopped early by the scheduler" if outcome == "stopped" else "")
+        earlier = self.rows.get(trial.trial_id, {})
+        if earlier.get("failures"):  # keep why it had to be retried
+            reason = "; ".join(r for r in (reason, f"retried after: {earlier.get('reason')}") if r)
+        self._update(trial, status="TERMINATED", outcome=outcome, result=result, reason=reason)
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        # A failed attempt that Tune retries from the trial's last checkpoint (--max-failures).
+        row = self.rows.setdefault(trial.trial_id, {"trial_id": trial.trial_id})
+        row["failures"] = int(row.get("failures") or 0) + 1
+        self._update(trial, status="PENDING", outcome="retrying", reason=_error_line(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        reason = ""
-        try:
-            reason = Path(trial.error_file).read_text().strip().splitlines()[-1][:300]
-        except (OSError, TypeError, IndexError):
-            reason = "trial raised an error (see the trial's error.txt)"
-        self._update(trial, status="ERROR", outcome="error", result=trial.last_result or {}, reason=reason)
+        row = self.rows.setdefault(trial.trial_id, {"trial_id": trial.trial_id})
+        row["failures"] = int(row.get("failures") or 0) + 1
+        self._update(trial, status="ERROR", outcome="error", result=trial.last_result or {},
+                     reason=_error_line(trial))
 
     def on_experiment_end(self, trials, **info) -> None:
         self.write()

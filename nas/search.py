@@ -22,7 +22,7 @@ from .cli import Parser, UsageError, choice, int_list, non_negative_int, positiv
 from .tuner import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchSettings
 
 # The CPU preset (2 cores, under 15 minutes, >= 8 trials): measured in docs/performance.md.
-CPU_PRESET = {"trials": 9, "max_epochs": 3, "grace_epochs": 1, "reduction_factor": 3, "train_subset": 2500,
+CPU_PRESET = {"trials": 9, "max_epochs": 2, "grace_epochs": 1, "reduction_factor": 2, "train_subset": 2000,
               "val_size": 1000}
 FULL_PRESET = {"trials": 64, "max_epochs": 12, "grace_epochs": 1, "reduction_factor": 3}
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
@@ -203,13 +203,26 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
 
 # --- the search ------------------------------------------------------------------------------------------
 
-def search(settings: SearchSettings, args, resume: bool) -> int:
-    from .tuner import build_tuner, check_run_dir, configure_ray_env, finish, start_ray, write_search_json
+def _discard(run_dir, created: bool) -> None:
+    import shutil
 
+    if created and run_dir.is_dir() and not (run_dir / "trials.csv").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def search(settings: SearchSettings, args, resume: bool) -> int:
+    from .tuner import check_run_dir, configure_ray_env, run, start_ray
+
+    created = not settings.run_dir.exists()
     check_run_dir(settings, resume)
     configure_ray_env(args.address)
     import ray
-    ray_info = start_ray(args.address, args.dashboard_host, args.dashboard_port)
+
+    try:
+        ray_info = start_ray(args.address, args.dashboard_host, args.dashboard_port)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        _discard(settings.run_dir, created)
+        raise UsageError(f"--address: cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
     try:
         if args.dashboard_host not in ("127.0.0.1", "localhost") and not args.address:
             print(f"warning: the Ray dashboard listens on {args.dashboard_host}, reachable beyond this "
@@ -221,18 +234,10 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
             settings, note = apply_preset(settings, has_gpu, args.full)
             if note:
                 print(note, flush=True)
-        tuner, table, space, budget = build_tuner(settings, resume, ray_info["resources"])
-        if not resume:
-            from .tuner import dataset_shape
-
-            native = dataset_shape(settings.dataset, settings.data_dir)[2]
-            write_search_json(settings, space, budget, settings.train_resolution or native)
-        print(f"Search: {settings.trials if settings.sampler != 'grid' else 'grid'} trials, budget {budget} "
-              f"at {space.resolution}x{space.resolution}, space {space.name}, sampler {settings.sampler}, "
-              f"scheduler {settings.scheduler} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
-              flush=True)
-        tuner.fit()
-        summary = finish(settings, table)
+        summary = run(settings, resume, ray_info["resources"])
+    except UsageError:
+        _discard(settings.run_dir, created)  # refused before any trial ran: leave nothing behind
+        raise
     finally:
         ray.shutdown()
     print(f"\nBest: {summary.get('best', 'none')}"

@@ -296,7 +296,11 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
 
 # --- the search ---------------------------------------------------------------------------------------
 
-def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float], log=print):
+def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float], trainable=None):
+    """The Tuner (new, or restored from RUN_DIR), its results table, the space and the budget.
+
+    `trainable` defaults to trials.trainable.train_trial (tests pass fault-injecting wrappers).
+    """
     from ray import tune
 
     from trials.trainable import train_trial
@@ -309,7 +313,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     _, _, native = dataset_shape(settings.dataset, settings.data_dir)
     train_resolution = settings.train_resolution or native
     run_dir = settings.run_dir
-    trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution))
+    trainable = tune.with_resources(trainable or train_trial, trial_resources(settings, cluster, train_resolution))
     table = ResultsTable(run_dir, space.resolution, settings.max_epochs)
     callbacks = [table, ProgressTable(table)]
     if resume:
@@ -323,7 +327,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     train = train_config(settings, space)
     if settings.sampler == "grid":
         points = grid_points(settings, space, budget)
-        log("capacity-matched sweep (" + settings.match + "): " + ", ".join(
+        print("capacity-matched sweep (" + settings.match + "): " + ", ".join(
             f"{p.cardinality}x{p.width}d {format_flops(p.flops)} {p.params / 1e6:.2f}M" for p in points))
         param_space = {"arch": tune.grid_search([p.arch.to_dict() for p in points]),
                        "train": {**train, "seed": tune.grid_search(
@@ -365,6 +369,20 @@ class _WithTrain:
 
     def __call__(self, trial) -> dict:
         return {**self.define(trial), "train": dict(self.train)}
+
+
+def run(settings: SearchSettings, resume: bool, cluster: dict[str, float], trainable=None) -> dict[str, Any]:
+    """Run (or resume) the search on the Ray instance this process is connected to."""
+    tuner, table, space, budget = build_tuner(settings, resume, cluster, trainable)
+    if not resume:
+        native = dataset_shape(settings.dataset, settings.data_dir)[2]
+        write_search_json(settings, space, budget, settings.train_resolution or native)
+    print(f"Search: {settings.trials if settings.sampler != 'grid' else 'grid'} trials, budget {budget} "
+          f"at {space.resolution}x{space.resolution}, space {space.name}, sampler {settings.sampler}, "
+          f"scheduler {settings.scheduler} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
+          flush=True)
+    tuner.fit()
+    return finish(settings, table)
 
 
 def finish(settings: SearchSettings, table, log=print) -> dict[str, Any]:

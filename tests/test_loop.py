@@ -148,24 +148,19 @@ def test_trainable_is_cheap_to_import():
 
 
 @pytest.mark.slow
-def test_train_trial_inside_a_real_tuner(tmp_path):
-    ray = pytest.importorskip("ray")
+def test_train_trial_inside_a_real_tuner(tmp_path, ray_instance):
     from ray import tune
 
     from trials.trainable import train_trial
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        tuner = tune.Tuner(
-            tune.with_resources(train_trial, {"cpu": 1}),
-            param_space={"arch": TINY.to_dict(), "train": {
-                "dataset": "synthetic", "epochs": 2, "batch_size": 64, "val_size": 256, "train_subset": 512}},
-            tune_config=tune.TuneConfig(num_samples=1, metric="val_accuracy", mode="max"),
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name="t", verbose=0),
-        )
-        result = tuner.fit().get_best_result()
-    finally:
-        ray.shutdown()
+    tuner = tune.Tuner(
+        tune.with_resources(train_trial, {"cpu": 1}),
+        param_space={"arch": TINY.to_dict(), "train": {
+            "dataset": "synthetic", "epochs": 2, "batch_size": 64, "val_size": 256, "train_subset": 512}},
+        tune_config=tune.TuneConfig(num_samples=1, metric="val_accuracy", mode="max"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="t", verbose=0),
+    )
+    result = tuner.fit().get_best_result()
     assert result.error is None
     assert result.metrics["epoch"] == 2 and result.metrics["status"] == "ok"
     assert 0.0 <= result.metrics["val_accuracy"] <= 1.0

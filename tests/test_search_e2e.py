@@ -101,31 +101,84 @@ def _try_run(args):
     return out
 
 
-def test_resume_after_kill_9_of_the_driver(tmp_path):
+def _epochs(run_dir):
+    path = run_dir / "epochs.csv"
+    return pd.read_csv(path, dtype={"trial_id": str}) if path.exists() else pd.DataFrame(columns=["trial_id"])
+
+
+MOMENTS = {
+    # before the first trial finishes: it is running, no epoch done yet
+    "before-first-trial-finishes": lambda t, e: len(t) >= 1 and len(e) == 0 and (t["outcome"] == "running").any(),
+    # mid-trial: a trial has a checkpointed epoch but has not finished
+    "mid-trial": lambda t, e: (t["outcome"] == "completed").sum() == 1 and len(e) >= 3,
+    # between trials: right after a trial completed
+    "between-trials": lambda t, e: (t["outcome"] == "completed").sum() >= 1,
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
     run_dir = tmp_path / "killed"
-    args = [*searchrun.FAST, "--trials", "4", "--max-epochs", "2", "--scheduler", "none",
+    args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
             "--storage-path", str(tmp_path), "--name", "killed"]
     log = tmp_path / "first.log"
     proc = searchrun.start(args, log)
     try:
-        searchrun.wait_for(lambda: (searchrun.trials(run_dir)["outcome"] == "completed").sum() >= 1,
+        searchrun.wait_for(lambda: MOMENTS[moment](searchrun.trials(run_dir), _epochs(run_dir)),
                            timeout=240, proc=proc, log=log)
     finally:
         leftovers = searchrun.kill_driver(proc)
-    before = searchrun.trials(run_dir)
+    before, epochs_before = searchrun.trials(run_dir), _epochs(run_dir)
     finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
-    epochs_before = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
-    epochs_before = epochs_before[epochs_before["trial_id"].isin(finished)].reset_index(drop=True)
-    out = searchrun.run(["--resume", str(run_dir)])
     searchrun.kill_pids(leftovers)
+    out = searchrun.run(["--resume", str(run_dir)])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    after = searchrun.trials(run_dir)
-    assert len(after) == 4 and after["trial_id"].is_unique, out.stdout[-4000:]
+    after, epochs = searchrun.trials(run_dir), _epochs(run_dir)
+    # exactly the trials asked for, each once, all finished
+    assert len(after) == 3 and after["trial_id"].is_unique, out.stdout[-4000:]
     assert set(after["outcome"]) == {"completed"}
     assert finished <= set(after["trial_id"])
-    epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
-    assert (epochs.groupby("trial_id").size() == 2).all()
-    # trials finished before the kill were not trained again: their epoch rows are unchanged
-    again = epochs[epochs["trial_id"].isin(finished)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(again, epochs_before)
+    assert (epochs.groupby("trial_id").size() == 2).all() and set(epochs["trial_id"]) == set(after["trial_id"])
+    # nothing recorded before the kill was trained again (timings would differ): finished trials, and
+    # the epochs an interrupted trial had checkpointed, which it continued from
+    known = set(after["trial_id"])
+    kept = epochs_before[epochs_before["trial_id"].isin(known)].sort_values(["trial_id", "epoch"])
+    again = epochs.merge(kept[["trial_id", "epoch"]]).sort_values(["trial_id", "epoch"])
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), kept.reset_index(drop=True))
+    if moment == "mid-trial":
+        assert len(kept) >= 3  # the interrupted trial's first epoch is among them
+
+
+def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path):
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    import psutil
+
+    run_dir = tmp_path / "exposed"
+    log = tmp_path / "log"
+    proc = searchrun.start([*searchrun.FAST, "--trials", "1", "--max-epochs", "2", "--dashboard-port",
+                            str(free_port()), "--storage-path", str(tmp_path), "--name", "exposed"], log)
+    try:
+        searchrun.wait_for(lambda: (searchrun.trials(run_dir)["outcome"] == "running").any(), 120, proc, log)
+        processes = [psutil.Process(proc.pid), *searchrun.descendants(proc.pid)]
+        listening = []
+        for p in processes:
+            try:
+                listening += [c.laddr for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            except psutil.NoSuchProcess:
+                pass
+        assert len(listening) >= 3  # GCS, raylet, dashboard at least
+        assert {addr.ip for addr in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening
+        url = next(line.split()[2] for line in log.read_text().splitlines() if line.startswith("Ray dashboard:"))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/api/version", timeout=10)
+        assert refused.value.code == 401
+        token = Path(next(line for line in log.read_text().splitlines() if "auth_token" in line)
+                     .split("token is in ")[1].split(";")[0]).read_text().strip()
+        request = urllib.request.Request(url + "/api/version", headers={"Authorization": f"Bearer {token}"})
+        assert json.loads(urllib.request.urlopen(request, timeout=10).read())["ray_version"]
+    finally:
+        searchrun.kill_pids(searchrun.kill_driver(proc))
