@@ -58,7 +58,8 @@ def main() -> None:
         space = get_space(space_name, shared=rng.random() < 0.5)
         (arch,) = propose_many(space, Budget.parse(budget), 1, "random", seed=rng.randrange(10**6))
         cases.append((f"random {i + 1} ({space_name})", (arch, space.resolution)))
-    print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.processor() or platform.machine()}")
+    cpu = platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, python {platform.python_version()}, {cpu}")
     print(f"{'architecture':<34} {'analytic FLOPs':>16} {'fvcore FLOPs':>16} {'equal':>5} "
           f"{'analytic':>10} {'fvcore':>9} {'speed-up':>9}")
     ratios, equal = [], 0
