@@ -182,3 +182,11 @@ def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_pa
         assert json.loads(urllib.request.urlopen(request, timeout=10).read())["ray_version"]
     finally:
         searchrun.kill_pids(searchrun.kill_driver(proc))
+
+
+def test_asking_for_gpus_on_a_cluster_without_any_is_a_clear_error(tmp_path):
+    out = searchrun.run([*searchrun.FAST, "--gpus-per-trial", "0.5", "--storage-path", str(tmp_path),
+                         "--name", "gpu"], timeout=120)
+    assert out.returncode == 2
+    assert "--gpus-per-trial" in out.stderr and "0 GPUs" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "gpu").exists()  # nothing half-written
