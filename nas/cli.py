@@ -20,6 +20,10 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse's hook for bad flags
+        if message.startswith("argument --") and message.endswith(": expected one argument"):
+            # `--budget -4G`: argparse took the value for a flag. Say how to pass it (and have it checked).
+            flag = message.split()[1].rstrip(":").split("/")[0]
+            message += f" (a value that starts with '-' is written {flag}=VALUE)"
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
 

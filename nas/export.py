@@ -48,7 +48,10 @@ def export_top(run_dir: str | Path, top: int = DEFAULT_TOP, out: str | Path | No
     if ranked.empty:
         raise UsageError(f"{run.run_dir}: no trial has reported an accuracy yet; nothing to export")
     out = Path(out) if out is not None else run.run_dir / "export"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
     _remove_previous(out)
     paths, index = [], []
     for rank, (_, row) in enumerate(ranked.head(top).iterrows(), start=1):

@@ -96,6 +96,8 @@ def param_columns(trials: pd.DataFrame) -> list[str]:
 
 def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDataError(f"{run_dir}: not a run directory (a file; give the directory that holds trials.csv)")
     if not run_dir.is_dir():
         raise RunDataError(f"{run_dir}: no such run directory")
     trials_csv = run_dir / "trials.csv"

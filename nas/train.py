@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from nas.cli import Parser, UsageError, choice, non_negative_int, positive_int, run_main
+from nas.cli import Parser, UsageError, non_negative_int, positive_int, run_main
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -43,7 +44,13 @@ def non_negative_float(text: str) -> float:
 def dataset_name(text: str) -> str:
     from trials.datasets import NAMES
 
-    if text in NAMES or (text.startswith("imagefolder:") and len(text) > len("imagefolder:")):
+    if text in NAMES:
+        return text
+    if text.startswith("imagefolder:") and len(text) > len("imagefolder:"):
+        root = Path(text.split(":", 1)[1]).expanduser()
+        if not root.is_dir():
+            raise argparse.ArgumentTypeError(f"imagefolder: {root} is not a directory (expected one "
+                                             "sub-directory per class)")
         return text
     raise argparse.ArgumentTypeError(
         f"unknown dataset {text!r}; accepted: {', '.join(NAMES)}, imagefolder:PATH")
@@ -52,7 +59,7 @@ def dataset_name(text: str) -> str:
 def device_name(text: str) -> str:
     if text in DEVICES or (text.startswith("cuda:") and text[5:].isdigit()):
         return text
-    return choice(DEVICES)(text)  # raises with the list of accepted values
+    raise argparse.ArgumentTypeError(f"unknown value {text!r}; accepted: {', '.join(DEVICES)}, cuda:N")
 
 
 def build_parser() -> Parser:
@@ -85,6 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _check_paths(data_dir: str | None, out: Path) -> None:
+    """Refuse a --data-dir that is a file, or an --out that cannot be written, before any training."""
+    if data_dir is not None:
+        path = Path(data_dir).expanduser()
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--data-dir: {data_dir} is not a directory")
+    probe = out.expanduser()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out: cannot write to {out} ({probe} is not a writable directory)")
+
+
 def _train(args: argparse.Namespace) -> int:
     # Heavy imports after parsing, so that --help and flag errors are instant.
     import torch
@@ -96,6 +116,8 @@ def _train(args: argparse.Namespace) -> int:
 
     arch_path = Path(args.arch)
     arch = load_architecture(arch_path)
+    out = Path(args.out) if args.out else Path("nas_train") / arch_path.stem
+    _check_paths(args.data_dir, out)
     config = TrainConfig.from_dict({
         "dataset": args.dataset, "data_dir": args.data_dir, "epochs": args.epochs,
         "train_subset": args.train_subset, "batch_size": args.batch_size, "lr": args.lr,
@@ -103,7 +125,6 @@ def _train(args: argparse.Namespace) -> int:
         "seed": args.seed, "device": args.device, "threads": args.threads, "final": True,
     })
     device = resolve_device(config.device)
-    out = Path(args.out) if args.out else Path("nas_train") / arch_path.stem
     dataset = load_dataset(config.dataset, config.data_dir, download=config.download,
                            resolution=config.train_resolution)
     adapted = with_io(arch, in_channels=dataset.in_channels, num_classes=dataset.num_classes)

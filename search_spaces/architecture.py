@@ -16,6 +16,9 @@ FORMAT = "resnext-arch/1"
 STEMS = ("imagenet", "cifar")
 _TOP_FIELDS = ("format", "stem", "in_channels", "num_classes", "stages")
 _STAGE_FIELDS = ("depth", "cardinality", "group_width", "out_channels")
+# Far beyond any trainable network, small enough that counting its blocks is instant: larger is a typo.
+MAX_DEPTH = 10_000
+MAX_SIZE = 1_000_000
 
 
 class ArchitectureError(ValueError):
@@ -120,8 +123,8 @@ def validate(data: Any) -> None:
     if data["stem"] not in STEMS:
         raise ArchitectureError(f"stem: unknown stem {data['stem']!r}; accepted: {', '.join(STEMS)}")
     for key in ("in_channels", "num_classes"):
-        if not _is_int(data[key]) or data[key] <= 0:
-            raise ArchitectureError(f"{key}: must be a positive integer, got {data[key]!r}")
+        if not _is_int(data[key]) or not 0 < data[key] <= MAX_SIZE:
+            raise ArchitectureError(f"{key}: must be a positive integer up to {MAX_SIZE:,}, got {data[key]!r}")
     stages = data["stages"]
     if not isinstance(stages, list | tuple) or not stages:
         raise ArchitectureError("stages: must be a non-empty list of stage objects")
@@ -133,9 +136,10 @@ def validate(data: Any) -> None:
         for key in _STAGE_FIELDS:
             if key not in stage:
                 raise ArchitectureError(f"stages[{i}].{key}: missing field")
-            value = stage[key]
-            if not _is_int(value) or value <= 0:
-                raise ArchitectureError(f"stages[{i}].{key}: must be a positive integer, got {value!r}")
+            value, limit = stage[key], MAX_DEPTH if key == "depth" else MAX_SIZE
+            if not _is_int(value) or not 0 < value <= limit:
+                raise ArchitectureError(
+                    f"stages[{i}].{key}: must be a positive integer up to {limit:,}, got {value!r}")
         extra = sorted(set(stage) - set(_STAGE_FIELDS))
         if extra:
             raise ArchitectureError(
