@@ -69,10 +69,40 @@ def parse_tolerance(text: str) -> float:
     return value
 
 
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]"
+
+
 def parse_host_port(text: str) -> str:
-    if text in ("auto", "local") or re.fullmatch(r"(ray://)?[\w.\-]+:\d{1,5}", text):
+    match = re.fullmatch(rf"(?:ray://)?(?:{_HOST}):(\d{{1,5}})", text)
+    if text == "auto" or (match and 0 < int(match[1]) <= 65535):
         return text
-    raise ValueError(f"expected HOST:PORT, ray://HOST:PORT or auto, got {text!r}")
+    raise ValueError(f"expected HOST:PORT (port 1-65535), ray://HOST:PORT or auto, got {text!r}")
+
+
+def parse_host(text: str) -> str:
+    if re.fullmatch(_HOST, text) or text in ("0.0.0.0", "::"):
+        return text
+    raise ValueError(f"expected a host name or IP address (default 127.0.0.1), got {text!r}")
+
+
+def parse_port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a port number 1-65535, got {text!r}") from None
+    if not 0 < value <= 65535:
+        raise ValueError(f"expected a port number 1-65535, got {text!r}")
+    return value
+
+
+def parse_reduction_factor(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer >= 2, got {text!r}") from None
+    if value < 2:
+        raise ValueError(f"expected an integer >= 2 (ASHA keeps 1/factor of the trials per rung), got {text!r}")
+    return value
 
 
 def build_parser() -> Parser:
@@ -104,7 +134,7 @@ def build_parser() -> Parser:
     s.add_argument("--scheduler", type=choice(SCHEDULERS), default="asha")
     s.add_argument("--max-epochs", type=positive_int)
     s.add_argument("--grace-epochs", type=positive_int)
-    s.add_argument("--reduction-factor", type=positive_int)
+    s.add_argument("--reduction-factor", type=wrap(parse_reduction_factor))
     s.add_argument("--trials", type=positive_int)
     s.add_argument("--time-budget", type=wrap(parse_duration), help="stop after 30m, 2h, ...")
     s.add_argument("--max-concurrent", type=positive_int)
@@ -112,8 +142,8 @@ def build_parser() -> Parser:
     s.add_argument("--full", action="store_true", help="no CPU scale-down: " + FULL_FLAGS)
     r = p.add_argument_group("Ray")
     r.add_argument("--address", type=wrap(parse_host_port), help="join a Ray cluster (HOST:PORT or auto)")
-    r.add_argument("--dashboard-host", default="127.0.0.1")
-    r.add_argument("--dashboard-port", type=positive_int, default=8265)
+    r.add_argument("--dashboard-host", type=wrap(parse_host), default="127.0.0.1")
+    r.add_argument("--dashboard-port", type=wrap(parse_port), default=8265)
     r.add_argument("--gpus-per-trial", type=wrap(parse_fraction))
     r.add_argument("--cpus-per-trial", type=wrap(parse_positive_float))
     r.add_argument("--max-failures", type=non_negative_int, default=2,
@@ -168,6 +198,24 @@ def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[S
     if settings.grace_epochs > settings.max_epochs:
         raise UsageError(f"--grace-epochs {settings.grace_epochs} exceeds --max-epochs {settings.max_epochs}")
     return settings, note
+
+
+def validate(settings: SearchSettings) -> None:
+    """Everything that can be refused before Ray starts is refused here (nothing is written yet)."""
+    from pathlib import Path
+
+    from .tuner import grid_points, resolve_space
+
+    if settings.data_dir is not None and not Path(settings.data_dir).expanduser().is_dir():
+        raise UsageError(f"--data-dir: {settings.data_dir} is not a directory")
+    if settings.grace_epochs and settings.max_epochs and settings.grace_epochs > settings.max_epochs:
+        raise UsageError(f"--grace-epochs {settings.grace_epochs} exceeds --max-epochs {settings.max_epochs}")
+    space = resolve_space(settings)
+    budget = Budget(settings.budget_flops, settings.tolerance)
+    if settings.sampler == "grid":
+        grid_points(settings, space, budget)  # wrong --depths, unreachable budget
+    else:
+        FeasibleSampler(space, budget)  # unreachable budget: the error gives the space's range
 
 
 # --- dry run ---------------------------------------------------------------------------------------------
@@ -268,13 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             settings, _ = apply_preset(settings, has_gpu=False, full=True)
             return dry_run(settings, args.samples, args.json)
         if not resume:
-            # Fail on an unreachable budget before anything starts.
-            from .tuner import resolve_space
-
-            space = resolve_space(settings)
-            budget = Budget(settings.budget_flops, settings.tolerance)
-            if settings.sampler != "grid":
-                FeasibleSampler(space, budget)
+            validate(settings)
         return search(settings, args, resume)
     except BudgetError as exc:
         raise UsageError(f"--budget: {exc}") from None

@@ -267,12 +267,20 @@ def check_run_dir(settings: SearchSettings, resume: bool) -> Path:
 
 
 def load_settings(run_dir: Path) -> SearchSettings:
-    data = json.loads((run_dir / SEARCH_JSON).read_text())
+    """The settings a run was started with; refuses directories that --resume could not continue."""
     try:
-        return SearchSettings(**data["settings"])
+        data = json.loads((run_dir / SEARCH_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--resume: {run_dir / SEARCH_JSON} is unreadable ({exc})") from None
+    try:
+        settings = SearchSettings(**data["settings"])
     except (KeyError, TypeError) as exc:
         raise UsageError(f"--resume: {run_dir / SEARCH_JSON} is not from this version of nas.search "
                          f"({exc})") from None
+    if not any(run_dir.glob("experiment_state-*.json")):
+        raise UsageError(f"--resume: {run_dir} has no Ray Tune experiment state to resume (it was stopped "
+                         "before its first trial was recorded); start a new search instead")
+    return settings
 
 
 def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budget, train_resolution: int

@@ -188,6 +188,8 @@ class _FreeTables:
     def _allowed(self, stage_flops: np.ndarray, prefix: int, next_stage: int) -> np.ndarray:
         """Which stage choices leave an exactly reachable completion inside the window."""
         rest = self.reach[next_stage]
+        if rest.size == 0:  # no suffix of stages fits under the budget at all
+            return np.zeros(np.shape(stage_flops), dtype=bool)
         need_lo = self.budget.low - prefix - stage_flops
         need_hi = self.budget.high - prefix - stage_flops
         idx = np.searchsorted(rest, need_lo)
@@ -263,6 +265,12 @@ def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int
         return min(widths, key=lambda d: (abs(getattr(cost(c, d), key) - target), d))
 
     first = closest(cardinalities[0], budget.flops, "flops")
+    reached = cost(cardinalities[0], first).flops
+    if abs(reached - budget.flops) > budget.tolerance * budget.flops:
+        raise BudgetError(
+            f"budget {format_flops(budget.flops)}: no width d in {space.width_range[0]}..{space.width_range[1]} "
+            f"brings {cardinalities[0]}xd at depths {','.join(map(str, depths))} within {budget.tolerance:g} of it "
+            f"(closest: d={first}, {format_flops(reached)})")
     target = getattr(cost(cardinalities[0], first), match)
     points = []
     for c in cardinalities:
