@@ -7,6 +7,10 @@ Layout of OUT (default RUN_DIR/export):
     OUT/rank01_<trial_id>/metrics.json  what the search measured for it, and where it came from
     OUT/rank01_<trial_id>/weights.pt    the best trial's trained weights (a state_dict), when it has a
                                         checkpoint: model.load_state_dict(torch.load(p, weights_only=True))
+    OUT/rank01_<trial_id>/trained_arch.json  the architecture those weights fit: arch.json with the
+                                        stem's input channels and the classifier of the dataset it
+                                        trained on (arch.json keeps the space's nominal ends, which
+                                        is what its FLOPs budget was measured on)
 
 Trials are ranked as in the report: completed trials by best validation accuracy, then trials with
 an accuracy from fewer epochs (stopped by ASHA, or still running in a partial run).
@@ -24,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from search_spaces import save_architecture
+from search_spaces import Architecture, save_architecture, with_io
 
 from .cli import Parser, UsageError, positive_int, run_main
 from .run_data import RunData, load_run, safe_name
@@ -153,12 +157,25 @@ def _export_weights(run: RunData, row, dest: Path) -> tuple[Path | None, str]:
     if not isinstance(model_state, dict):
         return None, f"{path} has no 'model' state_dict"
     model_state = {_strip_prefix(k): v for k, v in model_state.items()}
+    # Trials adapt the stem's input channels and the classifier to their dataset (trials.loop); the
+    # checkpoint records the architecture it trained, which must be the searched one's body.
+    trained = row["architecture"]
+    if isinstance(state.get("arch"), dict):
+        try:
+            trained = Architecture.from_dict(state["arch"])
+        except ValueError as exc:
+            return None, f"{path} records an invalid architecture ({exc})"
+        if with_io(trained, in_channels=row["architecture"].in_channels,
+                   num_classes=row["architecture"].num_classes) != row["architecture"]:
+            return None, f"{path} holds another architecture than {row['name']}"
     try:
-        build_model(row["architecture"]).load_state_dict(model_state, strict=True)
+        build_model(trained).load_state_dict(model_state, strict=True)
     except RuntimeError as exc:
         return None, f"weights in {path} do not fit {row['name']}: {str(exc).splitlines()[0]}"
     torch.save(model_state, dest)
-    return dest, f"state_dict from {path}"
+    save_architecture(trained, dest.parent / "trained_arch.json")
+    return dest, f"state_dict from {path}; it fits trained_arch.json ({trained.in_channels} input channels, " \
+                 f"{trained.num_classes} classes)"
 
 
 def _strip_prefix(key: str) -> str:

@@ -207,6 +207,7 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress table says what matters
     seed = settings.seed
     startup = min(10, max(3, settings.trials // 3))
     samplers = {
@@ -356,7 +357,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         run_config=tune.RunConfig(
             name=settings.name, storage_path=str(run_dir.parent), callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # ~200 MB each for a ResNeXt-50
         ),
     )
     return tuner, table, space, budget

@@ -55,6 +55,17 @@ def test_end_to_end_search_with_asha(tmp_path):
     top = frame.sort_values("best_val_accuracy", ascending=False).iloc[0]
     assert best.to_dict() == json.loads(top["arch"])
     assert (run_dir / "report.html").stat().st_size > 100_000
+    # nas.export: the best architecture with its trained weights, which load into its trained form
+    exported = subprocess.run([sys.executable, "-m", "nas.export", str(run_dir), "--top", "2"],
+                              capture_output=True, text=True, env=searchrun.env(), timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    (first,) = (run_dir / "export").glob("rank01_*")
+    assert load_architecture(first / "arch.json") == best
+    trained = load_architecture(first / "trained_arch.json")
+    assert trained.stages == best.stages and trained.num_classes == 10
+    import torch
+
+    build_model(trained).load_state_dict(torch.load(first / "weights.pt", weights_only=True), strict=True)
     # what the user saw: the dashboard URL, the token's place, the summary table
     assert "Ray dashboard: http://127.0.0.1:" in out.stdout and "auth_token" in out.stdout
     assert "Best: " in out.stdout and "trials.csv" in out.stdout
