@@ -7,6 +7,7 @@ test reading stderr) wants one line that names the flag and what it accepts.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
@@ -43,24 +44,40 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         return 130
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def int_where(accepted: str, ok: Callable[[int], bool]) -> Callable[[str], int]:
+    """An argparse type for integers satisfying `ok`; the error says `expected <accepted>, got ...`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {accepted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+def float_where(accepted: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type for finite numbers satisfying `ok` (nan and inf are refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {accepted}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_where("a positive integer", lambda v: v > 0)
+non_negative_int = int_where("an integer >= 0", lambda v: v >= 0)
+positive_float = float_where("a positive number", lambda v: v > 0)
+non_negative_float = float_where("a number >= 0", lambda v: v >= 0)
 
 
 def int_list(text: str) -> list[int]:

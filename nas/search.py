@@ -18,7 +18,19 @@ from search_spaces.budget import Budget, format_flops, parse_flops
 from search_spaces.sampling import BudgetError, FeasibleSampler, propose_many
 from search_spaces.spaces import SPACES
 
-from .cli import Parser, UsageError, choice, int_list, non_negative_int, positive_int, run_main, wrap
+from .cli import (
+    Parser,
+    UsageError,
+    choice,
+    float_where,
+    int_list,
+    int_where,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_main,
+    wrap,
+)
 from .tuner import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchSettings
 
 # The CPU preset (2 cores, under 15 minutes, >= 8 trials): measured in docs/performance.md.
@@ -42,33 +54,6 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def parse_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number in [0, 1], got {text!r}") from None
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"expected a number in [0, 1] (a share of one GPU), got {text!r}")
-    return value
-
-
-def parse_positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def parse_tolerance(text: str) -> float:
-    value = parse_positive_float(text)
-    if value >= 1:
-        raise ValueError(f"expected a fraction in (0, 1), got {text!r}")
-    return value
-
-
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]"
 
 
@@ -85,31 +70,17 @@ def parse_host(text: str) -> str:
     raise ValueError(f"expected a host name or IP address (default 127.0.0.1), got {text!r}")
 
 
-def parse_port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a port number 1-65535, got {text!r}") from None
-    if not 0 < value <= 65535:
-        raise ValueError(f"expected a port number 1-65535, got {text!r}")
-    return value
-
-
-def parse_reduction_factor(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer >= 2, got {text!r}") from None
-    if value < 2:
-        raise ValueError(f"expected an integer >= 2 (ASHA keeps 1/factor of the trials per rung), got {text!r}")
-    return value
+gpu_share = float_where("a number in [0, 1] (a share of one GPU)", lambda v: 0 <= v <= 1)
+tolerance = float_where("a fraction in (0, 1)", lambda v: 0 < v < 1)
+port = int_where("a port number 1-65535", lambda v: 0 < v <= 65535)
+reduction_factor = int_where("an integer >= 2 (ASHA keeps 1/factor of the trials per rung)", lambda v: v >= 2)
 
 
 def build_parser() -> Parser:
     p = Parser(prog="python -m nas.search", description=__doc__,
                epilog="On a CPU-only machine the search is scaled down unless --full is given.")
     p.add_argument("--budget", type=wrap(parse_flops), help="FLOPs budget, e.g. 4GFLOPs, 400MFLOPs, 4e9")
-    p.add_argument("--tolerance", type=wrap(parse_tolerance), default=0.1,
+    p.add_argument("--tolerance", type=tolerance, default=0.1,
                    help="feasible FLOPs lie in [(1 - tolerance) * budget, budget] (default 0.1)")
     p.add_argument("--space", type=choice(tuple(SPACES)), default="resnext-imagenet")
     p.add_argument("--free", action="store_true", help="each stage picks its own C and d (default: shared)")
@@ -122,7 +93,7 @@ def build_parser() -> Parser:
     data.add_argument("--train-subset", type=positive_int, help="train on N images of the training split")
     data.add_argument("--train-resolution", type=positive_int, help="resize training inputs to N x N")
     data.add_argument("--batch-size", type=positive_int)
-    data.add_argument("--lr", type=wrap(parse_positive_float))
+    data.add_argument("--lr", type=positive_float)
     s = p.add_argument_group("search")
     s.add_argument("--sampler", type=choice(SAMPLERS), default="tpe")
     s.add_argument("--cardinality", type=int_list, default=[1, 2, 4, 8, 32],
@@ -134,7 +105,7 @@ def build_parser() -> Parser:
     s.add_argument("--scheduler", type=choice(SCHEDULERS), default="asha")
     s.add_argument("--max-epochs", type=positive_int)
     s.add_argument("--grace-epochs", type=positive_int)
-    s.add_argument("--reduction-factor", type=wrap(parse_reduction_factor))
+    s.add_argument("--reduction-factor", type=reduction_factor)
     s.add_argument("--trials", type=positive_int)
     s.add_argument("--time-budget", type=wrap(parse_duration), help="stop after 30m, 2h, ...")
     s.add_argument("--max-concurrent", type=positive_int)
@@ -143,9 +114,9 @@ def build_parser() -> Parser:
     r = p.add_argument_group("Ray")
     r.add_argument("--address", type=wrap(parse_host_port), help="join a Ray cluster (HOST:PORT or auto)")
     r.add_argument("--dashboard-host", type=wrap(parse_host), default="127.0.0.1")
-    r.add_argument("--dashboard-port", type=wrap(parse_port), default=8265)
-    r.add_argument("--gpus-per-trial", type=wrap(parse_fraction))
-    r.add_argument("--cpus-per-trial", type=wrap(parse_positive_float))
+    r.add_argument("--dashboard-port", type=port, default=8265)
+    r.add_argument("--gpus-per-trial", type=gpu_share)
+    r.add_argument("--cpus-per-trial", type=positive_float)
     r.add_argument("--max-failures", type=non_negative_int, default=2,
                    help="retries of a failed trial, from its last checkpoint")
     o = p.add_argument_group("output")

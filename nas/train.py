@@ -16,29 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nas.cli import Parser, UsageError, non_negative_int, positive_int, run_main
+from nas.cli import Parser, UsageError, non_negative_float, non_negative_int, positive_float, positive_int, run_main
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
 
 
 def dataset_name(text: str) -> str:
