@@ -12,7 +12,7 @@ uses to tabulate every (C, d) at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from .architecture import Architecture
 
@@ -21,6 +21,9 @@ STEM_CHANNELS = 64
 
 @dataclass(frozen=True)
 class Cost:
+    """FLOPs, params and activations of a part. The fields are ints, or numpy int arrays when the block
+    formulas are evaluated for many (C, d) at once (search_spaces.sampling)."""
+
     flops: int
     params: int
     activations: int
@@ -33,10 +36,20 @@ class Cost:
 @dataclass(frozen=True)
 class StageComplexity:
     name: str
-    flops: int
-    params: int
-    activations: int
+    cost: Cost
     out_resolution: int  # spatial size of the maps this part produces (square inputs)
+
+    @property
+    def flops(self) -> int:
+        return self.cost.flops
+
+    @property
+    def params(self) -> int:
+        return self.cost.params
+
+    @property
+    def activations(self) -> int:
+        return self.cost.activations
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,8 @@ class Complexity:
             "flops": self.flops,
             "params": self.params,
             "activations": self.activations,
-            "parts": [vars(p) | {} for p in self.parts],
+            "parts": [{"name": p.name, **asdict(p.cost), "out_resolution": p.out_resolution}
+                      for p in self.parts],
         }
 
 
@@ -61,38 +75,38 @@ def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def conv_cost(c_in, c_out, kernel: int, out_hw: int, groups=1):
-    """(flops, params, activations) of a bias-free conv producing out_hw x out_hw maps."""
+def conv_cost(c_in, c_out, kernel: int, out_hw: int, groups=1) -> Cost:
+    """Cost of a bias-free conv producing out_hw x out_hw maps."""
     params = c_in * c_out * kernel * kernel // groups
-    return params * out_hw * out_hw, params, c_out * out_hw * out_hw
+    return Cost(params * out_hw * out_hw, params, c_out * out_hw * out_hw)
 
 
-def block_cost(c_in: int, c_out: int, cardinality, group_width, stride: int, in_hw: int):
-    """Cost of one bottleneck block; returns (flops, params, activations, out_hw)."""
+def bn_cost(channels) -> Cost:
+    """BatchNorm: its affine weight and bias; no FLOPs or activations by the conventions above."""
+    return Cost(0, 2 * channels, 0)
+
+
+def block_cost(c_in: int, c_out: int, cardinality, group_width, stride: int, in_hw: int) -> tuple[Cost, int]:
+    """Cost of one bottleneck block and the spatial size it produces."""
     width = cardinality * group_width
     out_hw = conv_out(in_hw, 3, stride, 1)
-    f1, p1, a1 = conv_cost(c_in, width, 1, in_hw)
-    # grouped 3x3: each of the C paths maps group_width -> group_width channels
-    p2 = width * group_width * 9
-    f2, a2 = p2 * out_hw * out_hw, width * out_hw * out_hw
-    f3, p3, a3 = conv_cost(width, c_out, 1, out_hw)
-    flops, params, acts = f1 + f2 + f3, p1 + p2 + p3, a1 + a2 + a3
-    params = params + 2 * (width + width + c_out)  # three BNs
+    cost = (conv_cost(c_in, width, 1, in_hw)
+            # grouped 3x3: each of the C paths maps group_width -> group_width channels
+            + conv_cost(width, width, 3, out_hw, groups=cardinality)
+            + conv_cost(width, c_out, 1, out_hw)
+            + bn_cost(width + width + c_out))
     if stride != 1 or c_in != c_out:
-        fd, pd, ad = conv_cost(c_in, c_out, 1, out_hw)
-        flops, params, acts = flops + fd, params + pd + 2 * c_out, acts + ad
-    return flops, params, acts, out_hw
+        cost = cost + conv_cost(c_in, c_out, 1, out_hw) + bn_cost(c_out)
+    return cost, out_hw
 
 
 def stem_cost(stem: str, in_channels: int, resolution: int) -> tuple[Cost, int]:
     """Cost of the stem and the spatial size it hands to stage 1."""
     if stem == "imagenet":  # 7x7/2 conv, BN, ReLU, 3x3/2 max-pool
         hw = conv_out(resolution, 7, 2, 3)
-        f, p, a = conv_cost(in_channels, STEM_CHANNELS, 7, hw)
-        return Cost(f, p + 2 * STEM_CHANNELS, a), conv_out(hw, 3, 2, 1)
+        return conv_cost(in_channels, STEM_CHANNELS, 7, hw) + bn_cost(STEM_CHANNELS), conv_out(hw, 3, 2, 1)
     hw = resolution  # cifar: 3x3/1 conv, BN, ReLU
-    f, p, a = conv_cost(in_channels, STEM_CHANNELS, 3, hw)
-    return Cost(f, p + 2 * STEM_CHANNELS, a), hw
+    return conv_cost(in_channels, STEM_CHANNELS, 3, hw) + bn_cost(STEM_CHANNELS), hw
 
 
 def head_cost(c_in: int, num_classes: int) -> Cost:
@@ -105,10 +119,10 @@ def stage_cost(c_in: int, stage, index: int, in_hw: int) -> tuple[Cost, int]:
     total, hw = Cost(0, 0, 0), in_hw
     for b in range(stage.depth):
         stride = 2 if (b == 0 and index > 0) else 1
-        f, p, a, hw = block_cost(c_in if b == 0 else stage.out_channels, stage.out_channels,
-                                 stage.cardinality, stage.group_width, stride, hw)
-        total = total + Cost(int(f), int(p), int(a))
-    return total, hw
+        cost, hw = block_cost(c_in if b == 0 else stage.out_channels, stage.out_channels,
+                              stage.cardinality, stage.group_width, stride, hw)
+        total = total + cost
+    return Cost(int(total.flops), int(total.params), int(total.activations)), hw
 
 
 def complexity(arch: Architecture, resolution: int = 224) -> Complexity:
@@ -116,22 +130,13 @@ def complexity(arch: Architecture, resolution: int = 224) -> Complexity:
     if resolution < 1:
         raise ValueError(f"resolution must be a positive integer, got {resolution}")
     stem, hw = stem_cost(arch.stem, arch.in_channels, resolution)
-    parts = [StageComplexity("stem", stem.flops, stem.params, stem.activations, hw)]
+    parts = [StageComplexity("stem", stem, hw)]
     total, c_in = stem, STEM_CHANNELS
     for i, stage in enumerate(arch.stages):
         cost, hw = stage_cost(c_in, stage, i, hw)
-        parts.append(StageComplexity(f"stage{i + 1}", cost.flops, cost.params, cost.activations, hw))
+        parts.append(StageComplexity(f"stage{i + 1}", cost, hw))
         total, c_in = total + cost, stage.out_channels
     head = head_cost(c_in, arch.num_classes)
-    parts.append(StageComplexity("head", head.flops, head.params, head.activations, 1))
+    parts.append(StageComplexity("head", head, 1))
     total = total + head
     return Complexity(resolution, total.flops, total.params, total.activations, tuple(parts))
-
-
-def flops(arch: Architecture, resolution: int = 224) -> int:
-    return complexity(arch, resolution).flops
-
-
-def params(arch: Architecture) -> int:
-    # Parameters do not depend on the input size.
-    return complexity(arch, 32).params

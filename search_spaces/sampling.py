@@ -55,10 +55,10 @@ def _stage_terms(space: SearchSpace) -> tuple[int, list[_StageTerms]]:
     for i in range(space.num_stages):
         out = space.base_out * 2**i
         gw = d * 2**i
-        f1, _, _, hw = block_cost(c_in, out, c, gw, 1 if i == 0 else 2, hw)
-        fr, _, _, _ = block_cost(out, out, c, gw, 1, hw)
-        terms.append(_StageTerms(np.broadcast_to(f1, (c.size, d.size)).astype(np.int64),
-                                 np.broadcast_to(fr, (c.size, d.size)).astype(np.int64)))
+        first, hw = block_cost(c_in, out, c, gw, 1 if i == 0 else 2, hw)
+        repeat, _ = block_cost(out, out, c, gw, 1, hw)
+        terms.append(_StageTerms(np.broadcast_to(first.flops, (c.size, d.size)).astype(np.int64),
+                                 np.broadcast_to(repeat.flops, (c.size, d.size)).astype(np.int64)))
         c_in = out
     base = stem.flops + head_cost(c_in, space.num_classes).flops
     return base, terms

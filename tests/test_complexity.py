@@ -70,3 +70,28 @@ def test_random_architectures_against_model_and_fvcore(arch, resolution):
     assert cx.flops == fv
     # the model actually produces the shape complexity() assumed
     assert model(torch.zeros(1, arch.in_channels, resolution, resolution)).shape == (1, arch.num_classes)
+
+
+def test_every_helper_returns_one_cost_type_and_numpy_matches_scalars():
+    import numpy as np
+
+    from search_spaces.complexity import Cost, block_cost, conv_cost, head_cost, stem_cost
+
+    assert isinstance(conv_cost(3, 64, 3, 32), Cost) and isinstance(head_cost(256, 10), Cost)
+    assert isinstance(stem_cost("cifar", 3, 32)[0], Cost)
+    c, d = np.array([[1], [4], [32]]), np.array([[2, 4, 9]])
+    table, hw = block_cost(64, 256, c, d, 2, 16)
+    assert hw == 8
+    for i, ci in enumerate((1, 4, 32)):
+        for j, dj in enumerate((2, 4, 9)):
+            one, _ = block_cost(64, 256, ci, dj, 2, 16)
+            assert (table.flops[i, j], table.params[i, j], table.activations[i, j]) == (
+                one.flops, one.params, one.activations)
+
+
+def test_parts_carry_a_cost_and_serialise_flat():
+    cx = complexity(template((1, 1), 2, 4, in_channels=3, num_classes=10, base_out=32), 32)
+    part = cx.parts[1]
+    assert part.name == "stage1" and (part.flops, part.params) == (part.cost.flops, part.cost.params)
+    assert cx.as_dict()["parts"][1] == {"name": "stage1", "flops": part.flops, "params": part.params,
+                                        "activations": part.activations, "out_resolution": part.out_resolution}
