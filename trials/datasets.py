@@ -6,20 +6,30 @@ no per-sample Python and no host-to-device copy. `imagefolder:PATH` is the excep
 JPEGs at a larger resolution belongs in DataLoader worker processes.
 
 Look-up order for the official datasets: `data_dir` (--data-dir), `$NAS_DATA_DIR`, then
-`/usr/share/datasets/<name>` (Debian's dataset-fashion-mnist installs there), then a download from
-the official source when the network allows. Every file is checked against known digests before it
-is decoded, and nothing is ever unpickled (CIFAR is read from its binary version).
+`/usr/share/datasets/<name>` (Debian's dataset-fashion-mnist installs there), then the download
+directory, then a download from the official source when the network allows. Every file is checked
+against known digests before it is decoded, and nothing is ever unpickled (CIFAR is read from its
+binary version). Concurrent trials on one machine download a file once: under a file lock, into a
+unique temporary name, renamed into place only after it verifies.
+
+Dataset facts (channels, classes, resolution) live in one registry, `_DATASETS` (pycls's `_models`
+style); `describe(name)` reads them without loading anything, `load_dataset(name)` dispatches
+through it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import os
+import shutil
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +38,6 @@ import torch
 
 SYSTEM_DIR = Path("/usr/share/datasets")
 ENV_VAR = "NAS_DATA_DIR"
-NAMES = ("fashion-mnist", "cifar10", "cifar100", "synthetic")  # plus "imagefolder:PATH"
 
 
 class DatasetError(ValueError):
@@ -50,7 +59,7 @@ class Augmentation:
 
 # Fashion-MNIST: a 2-pixel shift (7% of 28) and flips. Flips are label-preserving for clothes and
 # shoes (the silhouette of a left shoe mirrored is a plausible right shoe), and measured on short
-# CPU trainings they cost nothing (docs/perf-training.md). CIFAR: the standard pad-4 crop + flip.
+# CPU trainings they cost nothing (docs/performance.md). CIFAR: the standard pad-4 crop + flip.
 FASHION_AUG = Augmentation(pad=2, flip=True, mean=(0.2860,), std=(0.3530,))
 CIFAR10_AUG = Augmentation(pad=4, flip=True, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
 CIFAR100_AUG = Augmentation(pad=4, flip=True, mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))
@@ -91,17 +100,48 @@ FASHION_FILES = (
 # CIFAR binary versions: the archive md5s are the ones published on https://www.cs.toronto.edu/~kriz/
 # cifar.html. The extracted .bin files have no published digest; they are checked by exact size
 # (a truncated or padded file fails) and label range.
-CIFAR10_ARCHIVE = RemoteFile("cifar-10-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-                             "c32a1d4ab5d03f1284b67883e8d87530")
-CIFAR100_ARCHIVE = RemoteFile("cifar-100-binary.tar.gz",
-                              "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-                              "03b5dce01913d631647c71ecec9e9cb8")
-CIFAR10_DIR = "cifar-10-batches-bin"
-CIFAR100_DIR = "cifar-100-binary"
-CIFAR10_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
-CIFAR10_TEST = ("test_batch.bin",)
-CIFAR100_TRAIN = ("train.bin",)
-CIFAR100_TEST = ("test.bin",)
+
+
+@dataclass(frozen=True)
+class CifarSpec:
+    """One CIFAR variant's binary release: where it comes from and how its records are laid out."""
+
+    archive: RemoteFile
+    subdir: str  # the directory the archive extracts to
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    label_bytes: int  # record = labels + 3072 pixel bytes; the last label byte is the task's label
+    classes: int
+    augmentation: Augmentation
+    train_images: int = 50000
+    test_images: int = 10000
+
+    @property
+    def record(self) -> int:
+        return self.label_bytes + 3 * 32 * 32
+
+    def expected_sizes(self) -> dict[str, int]:
+        """Exact byte size of every extracted file (each split's images are spread evenly over its files)."""
+        sizes = {}
+        for files, images in ((self.train_files, self.train_images), (self.test_files, self.test_images)):
+            for f in files:
+                sizes[f] = self.record * images // len(files)
+        return sizes
+
+
+CIFAR_SPECS = {
+    "cifar10": CifarSpec(
+        RemoteFile("cifar-10-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                   "c32a1d4ab5d03f1284b67883e8d87530"),
+        "cifar-10-batches-bin", tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
+        label_bytes=1, classes=10, augmentation=CIFAR10_AUG),
+    # Each record is <coarse label><fine label><3072 pixels>; the 100 fine labels are the task.
+    "cifar100": CifarSpec(
+        RemoteFile("cifar-100-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+                   "03b5dce01913d631647c71ecec9e9cb8"),
+        "cifar-100-binary", ("train.bin",), ("test.bin",),
+        label_bytes=2, classes=100, augmentation=CIFAR100_AUG),
+}
 
 
 # --- the data types the loop consumes ------------------------------------------------------------
@@ -219,9 +259,9 @@ class Dataset:
 
 
 def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
-    """Where `name` is looked for, in order: data_dir, $NAS_DATA_DIR, /usr/share/datasets.
+    """Where `name` is looked for, in order: data_dir, $NAS_DATA_DIR, /usr/share/datasets, the download dir.
 
-    Each root is tried both as the dataset's own directory and as a parent holding `<name>/`.
+    Each user root is tried both as the dataset's own directory and as a parent holding `<name>/`.
     """
     roots: list[Path] = []
     if data_dir is not None:
@@ -232,6 +272,9 @@ def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
     for root in roots:
         dirs += [root, root / name]
     dirs.append(SYSTEM_DIR / name)
+    cache = _download_dir(name, data_dir)
+    if cache not in dirs:
+        dirs.append(cache)
     return dirs
 
 
@@ -261,15 +304,52 @@ def verify_file(path: Path, spec: RemoteFile) -> None:
                        f"from {spec.url}")
 
 
-def _download(spec: RemoteFile, dest_dir: Path) -> Path:
+@contextlib.contextmanager
+def _machine_lock(dest_dir: Path, name: str) -> Iterator[None]:
+    """Exclusive lock on dest_dir/.name.lock, shared by every process and thread of this machine.
+
+    flock locks belong to the open file description, so two threads of one process exclude each other
+    too. Not re-entrant: never take the same lock twice in one call chain.
+    """
     dest_dir.mkdir(parents=True, exist_ok=True)
+    with open(dest_dir / f".{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cached_or_download(spec: RemoteFile, dest_dir: Path) -> Path:
+    """dest_dir/spec.name, verified; downloaded first when absent or failing verification. Hold the lock."""
     dest = dest_dir / spec.name
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    with urllib.request.urlopen(spec.url, timeout=30) as response, open(tmp, "wb") as out:
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
-    tmp.replace(dest)
+    if dest.is_file():
+        try:
+            verify_file(dest, spec)
+            return dest
+        except DatasetError:
+            pass  # a stale or half-written file (older versions wrote in place): fetch it again
+    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{spec.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=30) as response:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        try:
+            verify_file(tmp, spec)
+        except DatasetError:
+            raise DatasetError(f"{spec.url}: the downloaded file fails its checksum; try again later, "
+                               f"or fetch it by hand into {dest_dir}") from None
+        os.replace(tmp, dest)  # atomic: other trials see no file or the whole verified one
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
+
+
+def _fetch(spec: RemoteFile, dest_dir: Path) -> Path:
+    """The verified file, downloaded at most once per machine however many trials ask at once."""
+    with _machine_lock(dest_dir, spec.name):
+        return _cached_or_download(spec, dest_dir)
 
 
 def _download_dir(name: str, data_dir: str | Path | None) -> Path:
@@ -291,15 +371,23 @@ def _missing_error(name: str, looked: list[Path], what: str, how: str, download_
 
 def find_files(name: str, files: tuple[RemoteFile, ...], data_dir: str | Path | None, download: bool,
                how: str) -> list[Path]:
-    """Verified local paths of `files`: from the first directory that has them all, else downloaded."""
+    """Verified local paths of `files`: from the first directory that has them all, else downloaded.
+
+    A file in the download directory that fails verification is fetched again (when downloads are
+    allowed); anywhere else it is an error naming the file.
+    """
     looked = candidate_dirs(name, data_dir)
+    cache = _download_dir(name, data_dir)
     for d in looked:
         paths = [d / f.name for f in files]
         if all(p.is_file() for p in paths):
+            if d == cache and download:
+                break  # verified (and repaired if need be) under the lock below
             for p, f in zip(paths, files, strict=True):
                 verify_file(p, f)
             return paths
-    partial = [d / f.name for d in looked for f in files if (d / f.name).is_file()]
+    partial = [d / f.name for d in looked for f in files
+               if (d / f.name).is_file() and not (d == cache and download)]
     if partial:
         # A half-populated directory is more likely a user error than a reason to download.
         missing = [f.name for f in files if not (partial[0].parent / f.name).is_file()]
@@ -307,14 +395,10 @@ def find_files(name: str, files: tuple[RemoteFile, ...], data_dir: str | Path | 
                            f"{', '.join(missing)}. To get the data: {how}")
     if not download:
         raise _missing_error(name, looked, "files", how, "downloads disabled")
-    dest = _download_dir(name, data_dir)
     try:
-        paths = [_download(f, dest) for f in files]
+        return [_fetch(f, cache) for f in files]
     except (OSError, urllib.error.URLError) as exc:
         raise _missing_error(name, looked, "files", how, str(exc)) from None
-    for p, f in zip(paths, files, strict=True):
-        verify_file(p, f)
-    return paths
 
 
 # --- Fashion-MNIST ---------------------------------------------------------------------------------
@@ -371,56 +455,75 @@ def _read_cifar_bin(paths: list[Path], label_bytes: int, label_index: int, class
     return TensorSplit(torch.from_numpy(images.copy()), torch.from_numpy(labels))
 
 
-def _find_cifar(name: str, archive: RemoteFile, subdir: str, files: tuple[str, ...], record: int,
-                per_file: int, data_dir: str | Path | None, download: bool) -> Path:
+def _extracted(spec: CifarSpec, d: Path) -> Path | None:
+    """The directory under `d` holding all of spec's extracted files (sizes checked), or None."""
+    sizes = spec.expected_sizes()
+    for base in (d / spec.subdir, d):
+        if all((base / f).is_file() for f in sizes):
+            for f, expected in sizes.items():
+                size = (base / f).stat().st_size
+                if size != expected:
+                    raise DatasetError(f"{base / f}: corrupt file (size {size}, expected {expected})")
+            return base
+    return None
+
+
+def _find_cifar(name: str, spec: CifarSpec, data_dir: str | Path | None, download: bool) -> Path:
     """The directory holding the extracted binary files; extracts (after verifying) an archive if needed."""
+    archive = spec.archive
     how = f"download {archive.url} (the binary version) and extract it"
     looked = candidate_dirs(name, data_dir)
+    cache = _download_dir(name, data_dir)
     for d in looked:
-        for base in (d / subdir, d):
-            if all((base / f).is_file() for f in files):
-                for f in files:
-                    size = (base / f).stat().st_size
-                    if size != record * per_file * (1 if len(files) > 1 else 1):
-                        if not (len(files) == 1 and size % record == 0 and size > 0):
-                            raise DatasetError(f"{base / f}: corrupt file (unexpected size {size})")
-                return base
-        if (d / archive.name).is_file():
-            return _extract(d / archive.name, archive, d, subdir)
+        base = _extracted(spec, d)
+        if base is not None:
+            return base
+        if (d / archive.name).is_file() and not (d == cache and download):
+            verify_file(d / archive.name, archive)
+            return _extract(d / archive.name, d, spec.subdir)
     if not download:
-        raise _missing_error(name, looked, f"{subdir}/ or {archive.name}", how, "downloads disabled")
-    dest = _download_dir(name, data_dir)
+        raise _missing_error(name, looked, f"{spec.subdir}/ or {archive.name}", how, "downloads disabled")
     try:
-        path = _download(archive, dest)
+        # One lock over fetch + extract: concurrent trials download and extract once, the others wait.
+        with _machine_lock(cache, archive.name):
+            base = _extracted(spec, cache)
+            if base is not None:
+                return base
+            return _extract(_cached_or_download(archive, cache), cache, spec.subdir)
     except (OSError, urllib.error.URLError) as exc:
-        raise _missing_error(name, looked, f"{subdir}/ or {archive.name}", how, str(exc)) from None
-    return _extract(path, archive, dest, subdir)
+        raise _missing_error(name, looked, f"{spec.subdir}/ or {archive.name}", how, str(exc)) from None
 
 
-def _extract(path: Path, archive: RemoteFile, dest: Path, subdir: str) -> Path:
-    verify_file(path, archive)
-    with tarfile.open(path, "r:gz") as tar:
-        tar.extractall(dest, filter="data")  # 'data' refuses absolute paths and links outside dest
+def _extract(path: Path, dest: Path, subdir: str) -> Path:
+    """Extract a verified archive's `subdir` into dest atomically: into a temporary directory, then renamed."""
+    tmp = Path(tempfile.mkdtemp(dir=dest, prefix=f".{subdir}."))
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")  # 'data' refuses absolute paths and links outside tmp
+        if not (tmp / subdir).is_dir():
+            raise DatasetError(f"{path}: the archive holds no {subdir}/ directory")
+        try:
+            (tmp / subdir).rename(dest / subdir)
+        except OSError:
+            if not (dest / subdir).is_dir():  # lost a race to another extraction: theirs is as good
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest / subdir
 
 
 def load_cifar(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
-    if name == "cifar10":
-        base = _find_cifar(name, CIFAR10_ARCHIVE, CIFAR10_DIR, CIFAR10_TRAIN + CIFAR10_TEST, 3073, 10000,
-                           data_dir, download)
-        train = _read_cifar_bin([base / f for f in CIFAR10_TRAIN], 1, 0, 10)
-        test = _read_cifar_bin([base / f for f in CIFAR10_TEST], 1, 0, 10)
-        if len(train) != 50000 or len(test) != 10000:
-            raise DatasetError(f"{base}: corrupt files (expected 50000 + 10000 images)")
-        return Dataset(name, train, test, 10, 3, 32, CIFAR10_AUG)
-    base = _find_cifar(name, CIFAR100_ARCHIVE, CIFAR100_DIR, CIFAR100_TRAIN + CIFAR100_TEST, 3074, 0,
-                       data_dir, download)
-    # Each record is <coarse label><fine label><3072 pixels>; the 100 fine labels are the task.
-    train = _read_cifar_bin([base / f for f in CIFAR100_TRAIN], 2, 1, 100)
-    test = _read_cifar_bin([base / f for f in CIFAR100_TEST], 2, 1, 100)
-    if len(train) != 50000 or len(test) != 10000:
-        raise DatasetError(f"{base}: corrupt files (expected 50000 + 10000 images)")
-    return Dataset(name, train, test, 100, 3, 32, CIFAR100_AUG)
+    if name not in CIFAR_SPECS:
+        raise DatasetError(f"unknown CIFAR variant {name!r}; accepted: {', '.join(CIFAR_SPECS)}")
+    spec = CIFAR_SPECS[name]
+    base = _find_cifar(name, spec, data_dir, download)
+    train = _read_cifar_bin([base / f for f in spec.train_files], spec.label_bytes, spec.label_bytes - 1,
+                            spec.classes)
+    test = _read_cifar_bin([base / f for f in spec.test_files], spec.label_bytes, spec.label_bytes - 1,
+                           spec.classes)
+    if len(train) != spec.train_images or len(test) != spec.test_images:
+        raise DatasetError(f"{base}: corrupt files (expected {spec.train_images} + {spec.test_images} images)")
+    return Dataset(name, train, test, spec.classes, 3, 32, spec.augmentation)
 
 
 # --- image folders ---------------------------------------------------------------------------------
@@ -437,20 +540,36 @@ def _scan(root: Path, classes: list[str]) -> list[tuple[str, int]]:
     return samples
 
 
+IMAGEFOLDER_RESOLUTION = 224  # images are resized to this unless a training resolution is given
+
+
+def _imagefolder_layout(path: str | Path) -> tuple[Path, Path, Path | None, list[str]]:
+    """(root, train root, test dir or None, class names) of an image folder, without reading images."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"imagefolder: {root} is not a directory (expected one sub-directory per class)")
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    if (root / "train").is_dir() and test_dir is not None:
+        train_root = root / "train"
+    else:
+        train_root, test_dir = root, None
+    classes = sorted(p.name for p in train_root.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise DatasetError(f"imagefolder: {root} needs at least two class sub-directories holding images "
+                           f"({', '.join(sorted(IMAGE_SUFFIXES))}), as PATH/<class>/<image> or "
+                           "PATH/train/<class>/<image> with PATH/val or PATH/test")
+    return root, train_root, test_dir, classes
+
+
 def load_imagefolder(path: str | Path, resolution: int | None = None, workers: int = 2) -> Dataset:
     """A class-per-folder tree. `PATH/train` + `PATH/test` (or `val`) if present; otherwise the classes
     are PATH's subdirectories and a fixed 10% of each class (independent of the trial seed) is the test set.
     """
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"imagefolder: {root} is not a directory (expected one sub-directory per class)")
-    res = resolution or 224
-    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
-    if (root / "train").is_dir() and test_dir is not None:
-        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-        train_s, test_s = _scan(root / "train", classes), _scan(test_dir, classes)
+    root, train_root, test_dir, classes = _imagefolder_layout(path)
+    res = resolution or IMAGEFOLDER_RESOLUTION
+    if test_dir is not None:
+        train_s, test_s = _scan(train_root, classes), _scan(test_dir, classes)
     else:
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
         samples = _scan(root, classes)
         train_s, test_s = [], []
         for label in range(len(classes)):
@@ -458,8 +577,8 @@ def load_imagefolder(path: str | Path, resolution: int | None = None, workers: i
             n_test = len(of_class) // 10
             test_s += of_class[:n_test]
             train_s += of_class[n_test:]
-    if len(classes) < 2 or not train_s:
-        raise DatasetError(f"imagefolder: {root} needs at least two class sub-directories holding images "
+    if not train_s:
+        raise DatasetError(f"imagefolder: {root}'s class sub-directories hold no images "
                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
     train = FolderSplit(train_s, res, 3, workers)
     test = FolderSplit(test_s, res, 3, workers)
@@ -486,18 +605,77 @@ def load_synthetic(n_train: int = 2048, n_test: int = 512, channels: int = 3, re
                                 std=(0.25,) * channels))
 
 
+# --- the registry ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a search needs to know about a dataset before loading it."""
+
+    channels: int
+    classes: int
+    resolution: int  # native (square) image size
+
+
+# (data_dir, download, resolution, workers) -> Dataset
+Loader = Callable[[str | Path | None, bool, int | None, int], Dataset]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: DatasetInfo
+    load: Loader
+
+
+_DATASETS: dict[str, _Entry] = {
+    "fashion-mnist": _Entry(DatasetInfo(1, 10, 28), lambda d, dl, r, w: load_fashion_mnist(d, dl)),
+    "cifar10": _Entry(DatasetInfo(3, 10, 32), lambda d, dl, r, w: load_cifar("cifar10", d, dl)),
+    "cifar100": _Entry(DatasetInfo(3, 100, 32), lambda d, dl, r, w: load_cifar("cifar100", d, dl)),
+    "synthetic": _Entry(DatasetInfo(3, 10, 32), lambda d, dl, r, w: load_synthetic()),
+}
+NAMES = tuple(_DATASETS)  # plus "imagefolder:PATH"
+IMAGEFOLDER = "imagefolder:"
+
+
+def _unknown(name: str) -> DatasetError:
+    return DatasetError(f"unknown dataset {name!r}; accepted: {', '.join(NAMES)}, {IMAGEFOLDER}PATH")
+
+
+def _folder_path(name: str) -> str | None:
+    """PATH of "imagefolder:PATH", or None for any other name."""
+    if name.startswith(IMAGEFOLDER) and len(name) > len(IMAGEFOLDER):
+        return name[len(IMAGEFOLDER):]
+    return None
+
+
+def describe(name: str, resolution: int | None = None) -> DatasetInfo:
+    """Channels, classes and native resolution of `name`, without loading it.
+
+    An image folder's classes are its class folders; its resolution is `resolution` (the training
+    resolution it will be decoded at) or 224. Raises DatasetError listing the accepted names.
+    """
+    if name in _DATASETS:
+        return _DATASETS[name].info
+    path = _folder_path(name)
+    if path is None:
+        raise _unknown(name)
+    _, _, _, classes = _imagefolder_layout(path)
+    return DatasetInfo(3, len(classes), resolution or IMAGEFOLDER_RESOLUTION)
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None, *, download: bool = True,
-                 resolution: int | None = None) -> Dataset:
-    """Load a dataset by name: fashion-mnist, cifar10, cifar100, synthetic or imagefolder:PATH."""
-    if name == "fashion-mnist":
-        return load_fashion_mnist(data_dir, download)
-    if name in ("cifar10", "cifar100"):
-        return load_cifar(name, data_dir, download)
-    if name == "synthetic":
-        return load_synthetic()
-    if name.startswith("imagefolder:"):
-        return load_imagefolder(name.split(":", 1)[1], resolution)
-    raise DatasetError(f"unknown dataset {name!r}; accepted: {', '.join(NAMES)}, imagefolder:PATH")
+                 resolution: int | None = None, workers: int = 2) -> Dataset:
+    """Load a dataset by name: fashion-mnist, cifar10, cifar100, synthetic or imagefolder:PATH.
+
+    `workers` is the number of DataLoader processes that decode an image folder (in-memory datasets
+    need none).
+    """
+    if name in _DATASETS:
+        return _DATASETS[name].load(data_dir, download, resolution, workers)
+    path = _folder_path(name)
+    if path is None:
+        raise _unknown(name)
+    return load_imagefolder(path, resolution, workers)
 
 
 def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -510,7 +688,7 @@ def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, tor
 
 
 __all__ = [
-    "Augmentation", "Dataset", "DatasetError", "FolderSplit", "NAMES", "TensorSplit", "candidate_dirs",
-    "load_cifar", "load_dataset", "load_fashion_mnist", "load_imagefolder", "load_synthetic",
-    "split_train_val", "verify_file",
+    "Augmentation", "CIFAR_SPECS", "CifarSpec", "Dataset", "DatasetError", "DatasetInfo", "FolderSplit", "NAMES",
+    "TensorSplit", "candidate_dirs", "describe", "load_cifar", "load_dataset", "load_fashion_mnist",
+    "load_imagefolder", "load_synthetic", "split_train_val", "verify_file",
 ]
