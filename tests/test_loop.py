@@ -167,3 +167,88 @@ def test_train_trial_inside_a_real_tuner(tmp_path, ray_instance):
     assert result.checkpoint is not None
     with result.checkpoint.as_directory() as d:
         assert load_checkpoint(d)["epoch"] == 2
+
+
+# --- the loop's parts on their own ------------------------------------------------------------------------
+
+
+def _parts(config: TrainConfig, dataset, model=None):
+    """What train() sets up before its epoch loop, for calling the parts alone."""
+    from search_spaces import build_model, with_io
+
+    device = torch.device("cpu")
+    data = loop.prepare_data(config, device, dataset)
+    arch = with_io(TINY, in_channels=dataset.in_channels, num_classes=dataset.num_classes)
+    model = model if model is not None else build_model(arch)
+    optimizer = torch.optim.SGD(loop._param_groups(model, config), lr=config.lr, momentum=config.momentum)
+    schedule = loop._schedule(len(data.train), config)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    return dict(model=model, step_model=model, optimizer=optimizer, data=data, schedule=schedule,
+                progress=loop._Progress(), gen=gen, augment=False, device=device, config=config), arch
+
+
+def test_train_epoch_returns_stats(synthetic):
+    kw, _ = _parts(quick(), synthetic)
+    stats = loop._train_epoch(1, **kw)
+    assert isinstance(stats, loop._EpochStats) and stats.seen == 256 and kw["progress"].step == 8
+    assert math.isfinite(stats.loss_sum) and 0.0 <= stats.val_accuracy <= 1.0
+
+
+def test_train_epoch_divergence_alone(synthetic):
+    kw, _ = _parts(quick(lr=1e30, momentum=0.0), synthetic)
+    failure = loop._train_epoch(3, **kw)
+    assert isinstance(failure, loop._Failure) and failure.status == "diverged"
+    assert "epoch 3" in failure.reason and "lr 1e+30" in failure.reason
+
+
+def test_train_epoch_out_of_memory_alone(synthetic):
+    class OOM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 10)
+
+        def forward(self, x):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    kw, _ = _parts(quick(batch_size=16), synthetic, model=OOM())
+    failure = loop._train_epoch(1, **kw)
+    assert failure == loop._Failure("oom", "CUDA out of memory at batch size 16")
+
+
+def test_checkpoint_state_restores_exactly(synthetic, tmp_path):
+    from trials.checkpoint import save_checkpoint
+
+    kw, arch = _parts(quick(), synthetic)
+    loop._train_epoch(1, **kw)
+    kw["progress"].history.append({"epoch": 1})
+    state = loop._checkpoint_state(kw["model"], kw["optimizer"], kw["schedule"], kw["progress"], 1, kw["gen"],
+                                   arch, kw["config"])
+    save_checkpoint(tmp_path, state)
+    other, _ = _parts(quick(seed=5), synthetic)
+    progress = loop._restore(tmp_path, arch, other["model"], other["optimizer"], other["gen"])
+    assert (progress.start_epoch, progress.step, progress.history) == (2, 8, [{"epoch": 1}])
+    assert torch.equal(other["gen"].get_state(), kw["gen"].get_state())
+    for a, b in zip(other["model"].state_dict().values(), kw["model"].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert loop._restore(None, arch, other["model"], other["optimizer"], other["gen"]) == loop._Progress()
+
+
+def test_one_device_check_lists_every_accepted_value():
+    for ok in ("auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"):
+        assert loop.check_device(ok) == ok and TrainConfig(device=ok).device == ok
+    for bad in ("gpu", "cuda:", "cuda:x", "CPU", 0):
+        with pytest.raises(TrainConfigError) as err:
+            TrainConfig(device=bad)
+        assert str(err.value).startswith("device: ")
+        for accepted in ("auto", "cpu", "cuda", "cuda:N", "mps"):
+            assert accepted in str(err.value)
+
+
+def test_writable_dir_check(tmp_path):
+    from trials.checkpoint import NotWritableError, check_writable_dir
+
+    assert check_writable_dir(tmp_path / "new" / "deeper", "out") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # nothing is created
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotWritableError, match=r"^storage_path: cannot write to .*file/run"):
+        check_writable_dir(tmp_path / "file" / "run", "storage_path")

@@ -21,6 +21,26 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or not one of ours."""
 
 
+class NotWritableError(ValueError):
+    """An output location that cannot be written; the message starts with the setting's name."""
+
+
+def check_writable_dir(path: str | Path, setting: str) -> Path:
+    """Refuse, before any work, an output directory that cannot be created or written.
+
+    Creates nothing: the nearest existing ancestor must be a directory we may write into (so that
+    `path` and its parents can be made later). Returns the expanded path. The commands turn the
+    error into `--flag: ...` (the setting's name is the message's first word).
+    """
+    target = Path(path).expanduser()
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise NotWritableError(f"{setting}: cannot write to {path} ({probe} is not a writable directory)")
+    return target
+
+
 def checkpoint_path(location: str | Path) -> Path:
     """`location` may be the checkpoint file itself or the directory that holds checkpoint.pt."""
     path = Path(location)
@@ -55,4 +75,5 @@ def load_checkpoint(location: str | Path) -> dict[str, Any]:
     return state
 
 
-__all__ = ["FILENAME", "CheckpointError", "checkpoint_path", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FILENAME", "CheckpointError", "NotWritableError", "check_writable_dir", "checkpoint_path",
+           "load_checkpoint", "save_checkpoint"]

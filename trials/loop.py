@@ -4,7 +4,7 @@ SGD with Nesterov momentum and weight decay, label smoothing, an optional short 
 cosine decay to ~0 over the trial's epochs, evaluated every epoch. On CUDA: bf16 autocast,
 channels_last, fused SGD, optional torch.compile. On CPU: fp32, default NCHW layout (channels_last
 measured 10-25% slower for training and ~2x slower for evaluation with torch 2.13's CPU kernels,
-docs/perf-training.md), `threads` intra-op threads.
+docs/performance.md), `threads` intra-op threads.
 
 Failure modes that must not crash a search end the trial with a final, finite report:
 a NaN/inf loss -> status "diverged" with val_accuracy 0.0; CUDA out-of-memory -> status "oom".
@@ -44,7 +44,7 @@ class TrainConfigError(ValueError):
 class TrainConfig:
     """Everything that decides a trial's training, as plain values (JSON/Ray-config friendly).
 
-    The defaults are the CPU recipe measured on Fashion-MNIST in docs/perf-training.md: a
+    The defaults are the CPU recipe measured on Fashion-MNIST in docs/performance.md: a
     ResNeXt-50-class net reaches ~80% validation accuracy after 2-3 epochs on 2,500 images.
     """
 
@@ -57,12 +57,12 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     # In epochs (fractions allowed). Zero-initialised residual BNs make warm-up nearly unnecessary;
-    # a full warm-up epoch wasted a third of a 3-epoch CPU trial (docs/perf-training.md).
+    # a full warm-up epoch wasted a third of a 3-epoch CPU trial (docs/performance.md).
     warmup_epochs: float = 0.0
     # The classifier's learning rate is lr * head_lr_scale. On 28x28 inputs the imagenet stem leaves
     # 1x1 maps in the last stage, so the head sees un-averaged features of width up to 2048 and its
     # logits move ~||features||^2 times faster than the rest: with one lr for all, the first steps
-    # blow the loss up to 5-15 (measured, docs/perf-training.md).
+    # blow the loss up to 5-15 (measured, docs/performance.md).
     head_lr_scale: float = 0.05
     # The dataset's random crop + flip (trials.datasets); None = on only for trainings longer than
     # AUGMENT_AFTER_EPOCHS epochs. In 3-epoch proxy trainings augmentation only slows fitting
@@ -103,9 +103,7 @@ class TrainConfig:
                 f"warmup_epochs: must be <= epochs ({self.epochs}), got {self.warmup_epochs}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise TrainConfigError(f"dataset: must be a name, got {self.dataset!r}")
-        if not (self.device in ("auto", "cpu", "cuda", "mps") or str(self.device).startswith("cuda:")):
-            raise TrainConfigError(
-                f"device: unknown device {self.device!r}; accepted: auto, cpu, cuda, cuda:N")
+        check_device(self.device)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> TrainConfig:
@@ -129,13 +127,24 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # cuda:N is cuda:0, cuda:1, ...
+
+
+def check_device(name: Any) -> str:
+    """`name` if it is one of DEVICES, else TrainConfigError naming every accepted value."""
+    if isinstance(name, str) and (name in DEVICES[:3] + DEVICES[4:]
+                                  or (name.startswith("cuda:") and name[5:].isdigit())):
+        return name
+    raise TrainConfigError(f"device: unknown device {name!r}; accepted: {', '.join(DEVICES)}")
+
+
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise TrainConfigError(f"{name}: must be an integer >= {minimum}, got {value!r}")
 
 
 def cpu_defaults(**overrides: Any) -> TrainConfig:
-    """The CPU proxy-trial preset for Fashion-MNIST (docs/perf-training.md): 2,500 training images,
+    """The CPU proxy-trial preset for Fashion-MNIST (docs/performance.md): 2,500 training images,
     1,000 validation images, 3 epochs, batch 32, lr 0.2 (head 0.01), no warm-up, cosine, label
     smoothing 0.1, no augmentation. ResNeXt-50 32x4d (4.2 GFLOPs at 224): 75.2 / 81.0 / 81.4% after
     epochs 1 / 2 / 3, at ~55 images/s on 2 threads (about 2.5 minutes per 3-epoch trial).
@@ -198,6 +207,153 @@ def _rng_state(gen: torch.Generator) -> dict[str, torch.Tensor]:
 # --- the loop --------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Progress:
+    """Where training stands: restored from a checkpoint or fresh."""
+
+    start_epoch: int = 1
+    step: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    batch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+@dataclass(frozen=True)
+class _EpochStats:
+    loss_sum: float
+    correct: int
+    seen: int
+    train_seconds: float
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: str  # "diverged" | "oom"
+    reason: str
+
+
+def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """SGD parameter groups: weight decay only on conv/linear weights; the classifier at head_lr_scale."""
+    head = {id(p) for p in model.fc.parameters()}
+    decay, no_decay = [], []
+    for p in model.parameters():
+        # No weight decay on BN affine parameters and biases (standard; the zero-init gammas of the
+        # residual BNs would otherwise be pulled back to zero).
+        if id(p) not in head:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": config.weight_decay, "lr_scale": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+        {"params": list(model.fc.parameters()), "weight_decay": config.weight_decay,
+         "lr_scale": config.head_lr_scale},
+    ]
+
+
+def _schedule(n_train: int, config: TrainConfig) -> _Schedule:
+    batch = min(config.batch_size, n_train)
+    steps_per_epoch = n_train // batch  # drop the ragged last batch: a batch of 1 breaks BatchNorm
+    return _Schedule(batch, steps_per_epoch, steps_per_epoch * config.epochs,
+                     round(config.warmup_epochs * steps_per_epoch))
+
+
+def _restore(resume_from: str | Path | None, arch: Architecture, model: torch.nn.Module,
+             optimizer: torch.optim.Optimizer, gen: torch.Generator) -> _Progress:
+    """Load model, optimizer and RNG state from a checkpoint (in place); fresh progress without one."""
+    if resume_from is None:
+        return _Progress()
+    state = load_checkpoint(resume_from)
+    if state.get("arch") not in (None, arch.to_dict()):
+        raise ValueError(f"{resume_from}: checkpoint is of another architecture")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    gen.set_state(state["rng"]["generator"])
+    torch.set_rng_state(state["rng"]["torch"])
+    return _Progress(int(state["epoch"]) + 1, int(state["scheduler"]["step"]),
+                     list(state.get("history", [])), float(state.get("seconds", 0.0)))
+
+
+def _checkpoint_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: _Schedule,
+                      progress: _Progress, epoch: int, gen: torch.Generator, arch: Architecture,
+                      config: TrainConfig) -> dict[str, Any]:
+    """Everything _restore needs to continue after `epoch` exactly (tensors and plain containers only)."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {"step": progress.step, "total_steps": schedule.total_steps,
+                      "warmup_steps": schedule.warmup_steps},
+        "epoch": epoch,
+        "rng": _rng_state(gen),
+        "history": progress.history,
+        "seconds": progress.seconds,
+        "arch": arch.to_dict(),
+        "config": config.to_dict(),
+    }
+
+
+def _train_epoch(epoch: int, model: torch.nn.Module, step_model: Callable, optimizer: torch.optim.Optimizer,
+                 data: _Data, schedule: _Schedule, progress: _Progress, gen: torch.Generator,
+                 augment: bool, device: torch.device, config: TrainConfig) -> _EpochStats | _Failure:
+    """One epoch of training and its evaluation: the epoch's stats, or the failure that ended it."""
+    cuda = device.type == "cuda"
+    t0 = time.perf_counter()
+    try:
+        model.train()
+        n_train = len(data.train)
+        order = torch.randperm(n_train, generator=gen)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen, diverged = 0, False
+        autocast = _autocast(device)
+        aug = data.dataset.augmentation
+        for i, (images, labels) in enumerate(data.train.batches(schedule.batch, order, drop_last=True)):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            x = prepare(images, aug, train=augment, generator=gen if augment else None,
+                        resolution=config.train_resolution, channels_last=cuda)
+            factor = lr_factor(progress.step, schedule.total_steps, schedule.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * group["lr_scale"] * factor
+            with autocast:
+                logits = step_model(x)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            progress.step += 1
+            loss_sum += loss.detach() * labels.shape[0]
+            correct += (logits.detach().argmax(1) == labels).sum()
+            seen += labels.shape[0]
+            # A sync per step is free on the CPU; on a GPU check every 16 steps (and at the end).
+            if (not cuda or i % 16 == 15) and not torch.isfinite(loss_sum):
+                diverged = True
+                break
+        if diverged or not torch.isfinite(loss_sum):
+            return _Failure("diverged", f"non-finite training loss at epoch {epoch} (lr {config.lr}, "
+                                        f"batch size {schedule.batch})")
+        train_seconds = time.perf_counter() - t0
+        val_loss, val_acc = evaluate(model, data.eval, aug, device, config)
+    except torch.cuda.OutOfMemoryError:
+        # Drop the references held by the failed step before reporting (the search goes on).
+        optimizer.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.empty_cache()
+        return _Failure("oom", f"CUDA out of memory at batch size {schedule.batch}")
+    return _EpochStats(float(loss_sum), int(correct), seen, train_seconds, val_loss, val_acc)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else \
+        torch.autocast("cpu", enabled=False)
+
+
 def train(
     arch: Architecture,
     config: TrainConfig,
@@ -233,132 +389,49 @@ def train(
         model = build_model(arch)
     # channels_last suits cuDNN's tensor-core kernels; on the CPU it measured slower (module docstring).
     model = model.to(device=device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
-    head = {id(p) for p in model.fc.parameters()}
-    decay, no_decay = [], []
-    for p in model.parameters():
-        # No weight decay on BN affine parameters and biases (standard; the zero-init gammas of the
-        # residual BNs would otherwise be pulled back to zero).
-        if id(p) not in head:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    opt_kwargs: dict[str, Any] = {}
-    if cuda:
-        opt_kwargs["fused"] = True
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay, "lr_scale": 1.0},
-        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
-        {"params": list(model.fc.parameters()), "weight_decay": config.weight_decay,
-         "lr_scale": config.head_lr_scale},
-    ]
-    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
-                                nesterov=config.momentum > 0, **opt_kwargs)
+    optimizer = torch.optim.SGD(_param_groups(model, config), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.momentum > 0, **({"fused": True} if cuda else {}))
     step_model = torch.compile(model) if config.compile else model
-
-    n_train = len(data.train)
-    batch = min(config.batch_size, n_train)
-    steps_per_epoch = n_train // batch  # drop the ragged last batch: a batch of 1 breaks BatchNorm
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    schedule = _schedule(len(data.train), config)
     gen = torch.Generator().manual_seed(config.seed + 1)
+    progress = _restore(resume_from, arch, model, optimizer, gen)
+    if progress.start_epoch > config.epochs and progress.history:
+        return dict(progress.history[-1])
 
-    start_epoch, step, history, seconds = 1, 0, [], 0.0
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        if state.get("arch") not in (None, arch.to_dict()):
-            raise ValueError(f"{resume_from}: checkpoint is of another architecture")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["scheduler"]["step"])
-        gen.set_state(state["rng"]["generator"])
-        torch.set_rng_state(state["rng"]["torch"])
-        start_epoch = int(state["epoch"]) + 1
-        history = list(state.get("history", []))
-        seconds = float(state.get("seconds", 0.0))
-        if start_epoch > config.epochs and history:
-            return dict(history[-1])
-
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
-    aug = ds.augmentation
     augment = config.augment if config.augment is not None else config.epochs > AUGMENT_AFTER_EPOCHS
     metrics: dict[str, Any] = {}
-    for epoch in range(start_epoch, config.epochs + 1):
+    for epoch in range(progress.start_epoch, config.epochs + 1):
         t0 = time.perf_counter()
-        try:
-            model.train()
-            order = torch.randperm(n_train, generator=gen)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen, diverged = 0, False
-            for i, (images, labels) in enumerate(data.train.batches(batch, order, drop_last=True)):
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                x = prepare(images, aug, train=augment, generator=gen if augment else None,
-                            resolution=config.train_resolution, channels_last=cuda)
-                factor = lr_factor(step, total_steps, warmup_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * group["lr_scale"] * factor
-                with autocast:
-                    logits = step_model(x)
-                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                loss_sum += loss.detach() * labels.shape[0]
-                correct += (logits.detach().argmax(1) == labels).sum()
-                seen += labels.shape[0]
-                # A sync per step is free on the CPU; on a GPU check every 16 steps (and at the end).
-                if (not cuda or i % 16 == 15) and not torch.isfinite(loss_sum):
-                    diverged = True
-                    break
-            if diverged or not torch.isfinite(loss_sum):
-                metrics = _final_metrics(epoch, "diverged",
-                                         f"non-finite training loss at epoch {epoch} (lr {config.lr}, "
-                                         f"batch size {batch})", static, t0, seconds)
-                history.append(metrics)
-                if report is not None:
-                    report(metrics)
-                return metrics
-            train_seconds = time.perf_counter() - t0
-            val_loss, val_acc = evaluate(model, data.eval, aug, device, config)
-        except torch.cuda.OutOfMemoryError:
-            # Drop the references held by the failed step before reporting (the search goes on).
-            optimizer.zero_grad(set_to_none=True)
-            if cuda:
-                torch.cuda.empty_cache()
-            metrics = _final_metrics(epoch, "oom", f"CUDA out of memory at batch size {batch}", static, t0,
-                                     seconds)
+        outcome = _train_epoch(epoch, model, step_model, optimizer, data, schedule, progress, gen, augment,
+                               device, config)
+        if isinstance(outcome, _Failure):
+            metrics = _final_metrics(epoch, outcome.status, outcome.reason, static, t0, progress.seconds)
+            if outcome.status == "diverged":
+                progress.history.append(metrics)
             if report is not None:
                 report(metrics)
             return metrics
         epoch_seconds = time.perf_counter() - t0
-        seconds += epoch_seconds
+        progress.seconds += epoch_seconds
         metrics = {
             "epoch": epoch,
-            "train_loss": float(loss_sum) / max(1, seen),
-            "train_accuracy": int(correct) / max(1, seen),
-            "val_accuracy": val_acc,
-            "val_loss": val_loss if math.isfinite(val_loss) else PLACEHOLDER_LOSS,
-            "images_per_second": seen / train_seconds,
+            "train_loss": outcome.loss_sum / max(1, outcome.seen),
+            "train_accuracy": outcome.correct / max(1, outcome.seen),
+            "val_accuracy": outcome.val_accuracy,
+            "val_loss": outcome.val_loss if math.isfinite(outcome.val_loss) else PLACEHOLDER_LOSS,
+            "images_per_second": outcome.seen / outcome.train_seconds,
             "epoch_seconds": epoch_seconds,
-            "seconds": seconds,
+            "seconds": progress.seconds,
             "lr": optimizer.param_groups[0]["lr"],
             "eval_split": data.eval_name,
             "status": "ok",
             "reason": "",
             **static,
         }
-        history.append(metrics)
+        progress.history.append(metrics)
         if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": {"step": step, "total_steps": total_steps, "warmup_steps": warmup_steps},
-                "epoch": epoch,
-                "rng": _rng_state(gen),
-                "history": history,
-                "seconds": seconds,
-                "arch": arch.to_dict(),
-                "config": config.to_dict(),
-            })
+            save_checkpoint(checkpoint_dir, _checkpoint_state(model, optimizer, schedule, progress, epoch, gen,
+                                                              arch, config))
         if report is not None:
             report(dict(metrics))
     result = dict(metrics)
@@ -385,9 +458,7 @@ def evaluate(model: torch.nn.Module, split: Any, aug: Any, device: torch.device,
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else \
-        torch.autocast("cpu", enabled=False)
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), _autocast(device):
         for images, labels in split.batches(config.eval_batch_size):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             x = prepare(images, aug, train=False, generator=None, resolution=config.train_resolution,
@@ -399,5 +470,5 @@ def evaluate(model: torch.nn.Module, split: Any, aug: Any, device: torch.device,
     return float(loss_sum) / max(1, n), int(correct) / max(1, n)
 
 
-__all__ = ["PLACEHOLDER_LOSS", "TrainConfig", "TrainConfigError", "cpu_defaults", "evaluate", "lr_factor",
-           "prepare_data", "resolve_device", "train"]
+__all__ = ["DEVICES", "PLACEHOLDER_LOSS", "TrainConfig", "TrainConfigError", "check_device", "cpu_defaults",
+           "evaluate", "lr_factor", "prepare_data", "resolve_device", "train"]
