@@ -7,12 +7,16 @@ measured 10-25% slower for training and ~2x slower for evaluation with torch 2.1
 docs/performance.md), `threads` intra-op threads.
 
 Failure modes that must not crash a search end the trial with a final, finite report:
-a NaN/inf loss -> status "diverged" with val_accuracy 0.0; CUDA out-of-memory -> status "oom".
-Every other exception propagates (Ray Tune retries the trial from its last checkpoint).
+a NaN/inf loss -> status "diverged" with val_accuracy 0.0; CUDA out-of-memory on a whole GPU ->
+status "oom". CUDA out-of-memory under a fractional GPU share (`gpu_share` < 1) is likely a
+neighbour's fault, not the architecture's: it raises FractionalOOM instead, so that Tune retries the
+trial rather than Optuna learning 0.0 for it. Every other exception propagates (Ray Tune retries
+the trial from its last checkpoint).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 
 from search_spaces import Architecture, build_model, complexity, with_io
 
-from .augment import prepare
+from .augment import draw_epoch, prepare
 from .checkpoint import load_checkpoint, save_checkpoint
 from .datasets import Dataset, load_dataset, split_train_val
 
@@ -38,6 +42,14 @@ AUGMENT_AFTER_EPOCHS = 5
 
 class TrainConfigError(ValueError):
     """A bad training option; the message names it."""
+
+
+class FractionalOOM(RuntimeError):
+    """CUDA ran out of memory while the trial held only a share of its GPU (TrainConfig.gpu_share < 1).
+
+    Not the architecture's fault as far as anyone can tell (neighbouring trials share the memory), so
+    the trial fails instead of reporting a score; the orchestration retries it, on a whole GPU.
+    """
 
 
 @dataclass(frozen=True)
@@ -69,22 +81,28 @@ class TrainConfig:
     # (Fashion-MNIST, 2,500 images: 81.4% without vs 77.5% with at epoch 3). Normalisation always applies.
     augment: bool | None = None
     train_subset: int | None = None  # train on the first N images of the (seeded) training split
-    val_size: int = 5000  # validation images held out of the training set (ignored when final)
+    # Validation images held out of the training set (ignored when final); None: min(5000, n // 10) of
+    # the n training images, so that small datasets (<= 5,000 images) work too.
+    val_size: int | None = None
     train_resolution: int | None = None  # resize inputs on the fly (None: the dataset's own size)
     budget_resolution: int = 224  # resolution of the search space's FLOPs budget, for reporting
     eval_batch_size: int = 256
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (trials.trainable picks it from Ray's assignment)
+    # Share of the GPU Ray granted this trial (None: whole or none). Below 1 it caps this process's CUDA
+    # memory (torch.cuda.set_per_process_memory_fraction) and turns an OOM into FractionalOOM.
+    gpu_share: float | None = None
     threads: int | None = None  # torch intra-op threads (CPU); None leaves torch's setting
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the model (Dynamo's caches are reset at the start of each trial)
+    compile_backend: str = "inductor"  # torch.compile backend ("eager" in tests: traces without codegen)
     final: bool = False  # train on all training images (or the subset), evaluate on the test set
     workers: int = 2  # DataLoader worker processes (imagefolder only)
     download: bool = True  # allowed to download official datasets when not found locally
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "budget_resolution", "val_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "budget_resolution"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name in ("train_subset", "train_resolution", "threads"):
+        for name in ("train_subset", "train_resolution", "threads", "val_size"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         _check_int("seed", self.seed, minimum=0)
@@ -104,6 +122,13 @@ class TrainConfig:
         if not isinstance(self.dataset, str) or not self.dataset:
             raise TrainConfigError(f"dataset: must be a name, got {self.dataset!r}")
         check_device(self.device)
+        if self.gpu_share is not None:
+            share = self.gpu_share
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+                raise TrainConfigError(f"gpu_share: must be a number in (0, 1], got {share!r}")
+        if not isinstance(self.compile_backend, str) or not self.compile_backend:
+            raise TrainConfigError(f"compile_backend: must be a torch.compile backend name, "
+                                   f"got {self.compile_backend!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> TrainConfig:
@@ -186,18 +211,25 @@ class _Data:
 def prepare_data(config: TrainConfig, device: torch.device, dataset: Dataset | None = None) -> _Data:
     """Load the dataset, carve the seeded train/val split (or train/test when final), move to device."""
     ds = dataset if dataset is not None else load_dataset(
-        config.dataset, config.data_dir, download=config.download, resolution=config.train_resolution)
+        config.dataset, config.data_dir, download=config.download, resolution=config.train_resolution,
+        workers=config.workers)
     n = len(ds.train)
     if config.final:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
         train_idx, eval_split, eval_name = order, ds.test, "test"
     else:
-        train_idx, val_idx = split_train_val(n, config.val_size, config.seed)
+        train_idx, val_idx = split_train_val(n, default_val_size(n) if config.val_size is None else config.val_size,
+                                             config.seed)
         eval_split, eval_name = ds.train.subset(val_idx), "val"
     if config.train_subset is not None:
         train_idx = train_idx[: config.train_subset]
     train = ds.train.subset(train_idx)
     return _Data(ds, train.to(device), eval_split.to(device), eval_name)
+
+
+def default_val_size(n: int) -> int:
+    """Validation images held out of n training images when TrainConfig.val_size is None."""
+    return max(1, min(5000, n // 10))
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -250,11 +282,13 @@ def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str,
         # residual BNs would otherwise be pulled back to zero).
         if id(p) not in head:
             (no_decay if p.ndim <= 1 else decay).append(p)
+    head_decay = [p for p in model.fc.parameters() if p.ndim > 1]
+    head_no_decay = [p for p in model.fc.parameters() if p.ndim <= 1]  # the classifier's bias
     return [
         {"params": decay, "weight_decay": config.weight_decay, "lr_scale": 1.0},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
-        {"params": list(model.fc.parameters()), "weight_decay": config.weight_decay,
-         "lr_scale": config.head_lr_scale},
+        {"params": head_decay, "weight_decay": config.weight_decay, "lr_scale": config.head_lr_scale},
+        {"params": head_no_decay, "weight_decay": 0.0, "lr_scale": config.head_lr_scale},
     ]
 
 
@@ -303,50 +337,82 @@ def _train_epoch(epoch: int, model: torch.nn.Module, step_model: Callable, optim
                  data: _Data, schedule: _Schedule, progress: _Progress, gen: torch.Generator,
                  augment: bool, device: torch.device, config: TrainConfig) -> _EpochStats | _Failure:
     """One epoch of training and its evaluation: the epoch's stats, or the failure that ended it."""
+    try:
+        return _epoch(epoch, model, step_model, optimizer, data, schedule, progress, gen, augment, device,
+                      config)
+    except torch.cuda.OutOfMemoryError:
+        pass
+    # Outside the except block, so the traceback no longer keeps the failed step's frame (its
+    # activations and gradients) alive: only now can empty_cache() give that memory back.
+    optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return _Failure("oom", f"CUDA out of memory at batch size {schedule.batch}")
+
+
+def _epoch(epoch: int, model: torch.nn.Module, step_model: Callable, optimizer: torch.optim.Optimizer,
+           data: _Data, schedule: _Schedule, progress: _Progress, gen: torch.Generator, augment: bool,
+           device: torch.device, config: TrainConfig) -> _EpochStats | _Failure:
     cuda = device.type == "cuda"
     t0 = time.perf_counter()
-    try:
-        model.train()
-        n_train = len(data.train)
-        order = torch.randperm(n_train, generator=gen)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen, diverged = 0, False
-        autocast = _autocast(device)
-        aug = data.dataset.augmentation
-        for i, (images, labels) in enumerate(data.train.batches(schedule.batch, order, drop_last=True)):
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            x = prepare(images, aug, train=augment, generator=gen if augment else None,
-                        resolution=config.train_resolution, channels_last=cuda)
-            factor = lr_factor(progress.step, schedule.total_steps, schedule.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * group["lr_scale"] * factor
-            with autocast:
-                logits = step_model(x)
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            progress.step += 1
-            loss_sum += loss.detach() * labels.shape[0]
-            correct += (logits.detach().argmax(1) == labels).sum()
-            seen += labels.shape[0]
-            # A sync per step is free on the CPU; on a GPU check every 16 steps (and at the end).
-            if (not cuda or i % 16 == 15) and not torch.isfinite(loss_sum):
-                diverged = True
-                break
-        if diverged or not torch.isfinite(loss_sum):
-            return _Failure("diverged", f"non-finite training loss at epoch {epoch} (lr {config.lr}, "
-                                        f"batch size {schedule.batch})")
-        train_seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(model, data.eval, aug, device, config)
-    except torch.cuda.OutOfMemoryError:
-        # Drop the references held by the failed step before reporting (the search goes on).
+    model.train()
+    n_train = len(data.train)
+    order = torch.randperm(n_train, generator=gen)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen, diverged = 0, False
+    autocast = _autocast(device)
+    aug = data.dataset.augmentation
+    # The epoch's crops and flips in one copy (no blocking copy per step; trials.augment).
+    crops = draw_epoch(aug, schedule.steps_per_epoch, schedule.batch, gen, device) if augment else None
+    for i, (images, labels) in enumerate(data.train.batches(schedule.batch, order, drop_last=True)):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        x = prepare(images, aug, train=augment, params=None if crops is None else crops.batch(i),
+                    resolution=config.train_resolution, channels_last=cuda)
+        factor = lr_factor(progress.step, schedule.total_steps, schedule.warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * group["lr_scale"] * factor
+        with autocast:
+            logits = step_model(x)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.empty_cache()
-        return _Failure("oom", f"CUDA out of memory at batch size {schedule.batch}")
+        loss.backward()
+        optimizer.step()
+        progress.step += 1
+        loss_sum += loss.detach() * labels.shape[0]
+        correct += (logits.detach().argmax(1) == labels).sum()
+        seen += labels.shape[0]
+        # A sync per step is free on the CPU; on a GPU check every 16 steps (and at the end).
+        if (not cuda or i % 16 == 15) and not torch.isfinite(loss_sum):
+            diverged = True
+            break
+    if diverged or not torch.isfinite(loss_sum):
+        return _Failure("diverged", f"non-finite training loss at epoch {epoch} (lr {config.lr}, "
+                                    f"batch size {schedule.batch})")
+    train_seconds = time.perf_counter() - t0
+    val_loss, val_acc = evaluate(model, data.eval, aug, device, config)
     return _EpochStats(float(loss_sum), int(correct), seen, train_seconds, val_loss, val_acc)
+
+
+def _compile(model: torch.nn.Module, config: TrainConfig) -> Callable:
+    """torch.compile'd model when config.compile, else the model itself.
+
+    Dynamo's caches are reset first: Ray reuses an actor for trial after trial, Dynamo guards on the
+    module structure, and after recompile_limit (8) architectures it would run the rest eagerly
+    without saying so (correctness review, finding 17).
+    """
+    if not config.compile:
+        return model
+    torch._dynamo.reset()
+    return torch.compile(model, backend=config.compile_backend)
+
+
+def _no_silent_eager(config: TrainConfig):
+    """While training a compiled model, hitting Dynamo's recompile limit raises instead of silently
+    falling back to eager (compile errors already raise: suppress_errors is off by default)."""
+    if not config.compile:
+        return contextlib.nullcontext()
+    return torch._dynamo.config.patch(fail_on_recompile_limit_hit=True)
 
 
 def _autocast(device: torch.device):
@@ -373,6 +439,10 @@ def train(
     device = resolve_device(config.device)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    if device.type == "cuda":
+        # Ray's fractional GPUs are bookkeeping only: cap this process at its share. Reset to 1.0 for a
+        # whole GPU, since a reused actor keeps the previous trial's cap.
+        torch.cuda.set_per_process_memory_fraction(config.gpu_share or 1.0, device)
     data = prepare_data(config, device, dataset)
     ds = data.dataset
     arch = with_io(arch, in_channels=ds.in_channels, num_classes=ds.num_classes)
@@ -391,7 +461,7 @@ def train(
     model = model.to(device=device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     optimizer = torch.optim.SGD(_param_groups(model, config), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.momentum > 0, **({"fused": True} if cuda else {}))
-    step_model = torch.compile(model) if config.compile else model
+    step_model = _compile(model, config)
     schedule = _schedule(len(data.train), config)
     gen = torch.Generator().manual_seed(config.seed + 1)
     progress = _restore(resume_from, arch, model, optimizer, gen)
@@ -402,8 +472,12 @@ def train(
     metrics: dict[str, Any] = {}
     for epoch in range(progress.start_epoch, config.epochs + 1):
         t0 = time.perf_counter()
-        outcome = _train_epoch(epoch, model, step_model, optimizer, data, schedule, progress, gen, augment,
-                               device, config)
+        with _no_silent_eager(config):
+            outcome = _train_epoch(epoch, model, step_model, optimizer, data, schedule, progress, gen, augment,
+                                   device, config)
+        if isinstance(outcome, _Failure) and outcome.status == "oom" and (config.gpu_share or 1.0) < 1:
+            raise FractionalOOM(f"{outcome.reason} under a {config.gpu_share:g} share of the GPU "
+                                "(retry on a whole GPU)")
         if isinstance(outcome, _Failure):
             metrics = _final_metrics(epoch, outcome.status, outcome.reason, static, t0, progress.seconds)
             if outcome.status == "diverged":
@@ -470,5 +544,5 @@ def evaluate(model: torch.nn.Module, split: Any, aug: Any, device: torch.device,
     return float(loss_sum) / max(1, n), int(correct) / max(1, n)
 
 
-__all__ = ["DEVICES", "PLACEHOLDER_LOSS", "TrainConfig", "TrainConfigError", "check_device", "cpu_defaults",
-           "evaluate", "lr_factor", "prepare_data", "resolve_device", "train"]
+__all__ = ["DEVICES", "PLACEHOLDER_LOSS", "FractionalOOM", "TrainConfig", "TrainConfigError", "check_device",
+           "cpu_defaults", "default_val_size", "evaluate", "lr_factor", "prepare_data", "resolve_device", "train"]
