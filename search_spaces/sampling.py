@@ -1,24 +1,43 @@
 """Budget-feasible sampling: an Optuna define-by-run function that proposes only feasible architectures.
 
 Why by hand: neither Optuna nor Ray Tune has hard constraints (`trial.set_constraint` is only a soft
-penalty), and a categorical whose choices change between trials is fatal to Optuna. What they do
-support is integer ranges that change from trial to trial. So each dimension is suggested in turn as
-an integer range restricted, from the exact analytic FLOPs, to values that still leave a feasible
-completion; every suggestion is then feasible (no trial is wasted) and TPE still sees every
-dimension.
+penalty). What this module adds is an encoding of the feasible set that the samplers can model.
 
-- Shared C and d (the paper's rule): the FLOPs of every (C, depths, d) are tabulated once with numpy
-  (FLOPs are linear in each stage's depth), so C is a fixed categorical over the cardinalities that can
-  meet the budget at all, then each depth a range over the depths that keep a feasible completion,
-  then d the (contiguous: FLOPs grow with d) range of feasible widths.
-- Free C and d per stage: stage costs add up, so for each stage suffix a set of exactly reachable FLOPs
-  sums is precomputed (the smallest and largest sum per bucket of width tolerance*budget/64); a choice
-  is allowed only if one of those exact sums completes it into the window. The sets are subsets of
-  what is reachable, so a choice let through is always feasible; one refused could at worst have been
-  feasible through a sum strictly inside a bucket, which costs nothing but a sliver of the space.
+The encoding (why it looks like this):
+- Every Optuna parameter has the SAME distribution in every trial. Multivariate TPE and CMA-ES model
+  jointly only the parameters in Optuna's `IntersectionSearchSpace` (those whose distribution is
+  identical in every finished trial); a range that shrinks with earlier choices drops out of it and is
+  sampled univariately, pooled over all cardinalities. The sampler before this one suggested such
+  ranges: at 4 GFLOPs only cardinality, depth_1 and depth_2 were modelled jointly, so TPE could not
+  learn "at C=32 take the top of the (2-11) width range" since C=1's widths (27-126) shared the same
+  one-dimensional model. CMA-ES ignores categoricals and was random on everything but two depths.
+- So the first choice is an integer index over a fixed list (`cardinality_index` into the
+  cardinalities that can meet the budget; `base_width_index` in the free space), and every later
+  choice is a float `*_pos` in [0, 1]: its position within the values that still leave a feasible
+  completion given the earlier choices, decoded as `allowed[min(int(pos * n), n - 1)]`.
+- Decoding is exact and deterministic: `FeasibleSampler.decode(trial.params)` is the architecture that
+  trains, always. The sampler before moved a suggested depth that fell into a hole of its range to the
+  nearest allowed value (5-10% of proposals), so Optuna recorded values that never trained; an index
+  into the allowed set has no holes.
+- The trained values are recorded too (`trial.set_user_attr`: cardinality, width, base_width, depths)
+  for importance plots and figures; positions are not interpretable on their own.
 
-Where a restricted range has a hole (rare: large C with coarse width steps), the suggested integer is
-moved to the nearest allowed value; the architecture returned is what trains and is recorded.
+Decoding order, shared C and d (the paper's rule): C, base output width, width d, then the depths in
+stage order. Width before depths was measured against depths before width with
+benchmarks/sampler_regret.py (docs/performance.md, "Sampler"); see `_SharedTables`. The FLOPs of every
+(base, C, d, depths) are tabulated once with numpy (FLOPs are linear in each stage's depth and grow
+with d, so each (base, C, depths) has one contiguous feasible d-interval).
+
+Free C and d per stage: stage costs add up, so for each stage suffix a set of exactly reachable FLOPs
+sums is precomputed (the smallest and largest sum per bucket of width tolerance*budget/64); a choice
+is allowed only if one of those exact sums completes it into the window. The sets are subsets of what
+is reachable, so a choice let through is always feasible; one refused could at worst have been feasible
+through a sum strictly inside a bucket, which costs nothing but a sliver of the space. Order: base
+width, then per stage depth, C, d.
+
+The base output width (stage i outputs base * 2**i channels) is searched because with the template's
+fixed 256 a budget far from 4 GFLOPs forces degenerate networks; `docs/performance.md` lists the d
+ranges this gives at 0.5, 1, 4 and 16 GFLOPs.
 """
 
 from __future__ import annotations
@@ -47,13 +66,14 @@ class _StageTerms:
     repeat: np.ndarray
 
 
-def _stage_terms(space: SearchSpace) -> tuple[int, list[_StageTerms]]:
+def _stage_terms(space: SearchSpace, base_out: int) -> tuple[int, list[_StageTerms]]:
+    """The one place that calls complexity's per-layer costs (stem, blocks, head)."""
     c = np.asarray(space.cardinalities, dtype=np.int64)[:, None]
     d = np.arange(space.width_range[0], space.width_range[1] + 1, dtype=np.int64)[None, :]
     stem, hw = stem_cost(space.stem, space.in_channels, space.resolution)
     c_in, terms = STEM_CHANNELS, []
     for i in range(space.num_stages):
-        out = space.base_out * 2**i
+        out = base_out * 2**i
         gw = d * 2**i
         first, hw = block_cost(c_in, out, c, gw, 1 if i == 0 else 2, hw)
         repeat, _ = block_cost(out, out, c, gw, 1, hw)
@@ -66,16 +86,17 @@ def _stage_terms(space: SearchSpace) -> tuple[int, list[_StageTerms]]:
 
 def flops_range(space: SearchSpace) -> tuple[int, int]:
     """Cheapest and dearest architecture of the space, in FLOPs at the space's resolution."""
-    lo = [min(space.cardinalities), space.width_range[0], [r[0] for r in space.depth_ranges]]
-    hi = [max(space.cardinalities), space.width_range[1], [r[1] for r in space.depth_ranges]]
+    lo = [min(space.cardinalities), space.width_range[0], [r[0] for r in space.depth_ranges],
+          min(space.base_widths)]
+    hi = [max(space.cardinalities), space.width_range[1], [r[1] for r in space.depth_ranges],
+          max(space.base_widths)]
     return (complexity(space.architecture(*lo), space.resolution).flops,
             complexity(space.architecture(*hi), space.resolution).flops)
 
 
-def _nearest(value: int, allowed: np.ndarray) -> int:
-    """The allowed value closest to `value` (the smaller one on a tie)."""
-    allowed = np.asarray(allowed)
-    return int(allowed[np.argmin(np.abs(allowed - value) * 2 + (allowed > value))])
+def _at(pos: float, allowed: np.ndarray) -> int:
+    """The value at relative position `pos` in [0, 1] of the sorted allowed values (exact, no holes)."""
+    return int(allowed[min(int(pos * len(allowed)), len(allowed) - 1)])
 
 
 def _unreachable(space: SearchSpace, budget: Budget) -> BudgetError:
@@ -87,88 +108,145 @@ def _unreachable(space: SearchSpace, budget: Budget) -> BudgetError:
     )
 
 
+class _Params:
+    """Parameter source for decoding: an Optuna trial (suggests) or a finished trial's params (reads)."""
+
+    def __init__(self, trial: Any = None, params: dict | None = None) -> None:
+        self.trial, self.params = trial, params
+
+    def index(self, name: str, n: int) -> int:
+        if self.trial is None:
+            return int(self.params[name])
+        return self.trial.suggest_int(name, 0, n - 1)
+
+    def pos(self, name: str) -> float:
+        if self.trial is None:
+            return float(self.params[name])
+        return self.trial.suggest_float(name, 0.0, 1.0)
+
+
 class FeasibleSampler:
     """Define-by-run search space for Optuna (and Ray Tune's OptunaSearch): feasible architectures only.
 
     Calling it with an Optuna trial suggests the parameters and returns {"arch": resnext-arch/1 dict};
-    `propose(trial)` returns the Architecture itself. Picklable (Ray ships it to its searcher); the
-    tables are rebuilt on first use after unpickling.
+    `propose(trial)` returns the Architecture itself and records its values as user attributes;
+    `decode(params)` turns a trial's recorded params back into exactly that Architecture. Picklable
+    (Ray ships it to its searcher); the tables are rebuilt on first use after unpickling.
     """
 
-    def __init__(self, space: SearchSpace, budget: Budget) -> None:
-        self.space, self.budget = space, budget
+    def __init__(self, space: SearchSpace, budget: Budget, *, width_first: bool = True) -> None:
+        self.space, self.budget, self.width_first = space, budget, width_first
         self._tables: Any = None
         self._ensure_tables()
 
     def __getstate__(self) -> dict:
-        return {"space": self.space, "budget": self.budget, "_tables": None}
+        return {**self.__dict__, "_tables": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"width_first": True, **state})
 
     def __call__(self, trial: Any) -> dict:
         return {"arch": self.propose(trial).to_dict()}
 
     def _ensure_tables(self) -> Any:
         if self._tables is None:
-            self._tables = (_SharedTables if self.space.shared else _FreeTables)(self.space, self.budget)
+            if self.space.shared:
+                self._tables = _SharedTables(self.space, self.budget, self.width_first)
+            else:
+                self._tables = _FreeTables(self.space, self.budget)
             if not self._tables.feasible:
                 raise _unreachable(self.space, self.budget)
         return self._tables
 
     def propose(self, trial: Any) -> Architecture:
-        arch = self._ensure_tables().propose(trial)
+        arch = self._ensure_tables().decode(_Params(trial=trial))
         flops = complexity(arch, self.space.resolution).flops
         # The tables are exact; this guards the guarantee against a future change breaking it.
         assert self.budget.contains(flops), f"sampler proposed an infeasible architecture ({flops} FLOPs)"
+        cs = [s.cardinality for s in arch.stages]
+        ds = [s.group_width // 2**i for i, s in enumerate(arch.stages)]
+        shared = self.space.shared
+        for key, value in (("cardinality", cs[0] if shared else cs), ("width", ds[0] if shared else ds),
+                           ("base_width", arch.stages[0].out_channels), ("depths", list(arch.depths))):
+            trial.set_user_attr(key, value)
         return arch
+
+    def decode(self, params: dict) -> Architecture:
+        """The architecture that a trial with these recorded params trained."""
+        return self._ensure_tables().decode(_Params(params=params))
 
 
 class _SharedTables:
-    """All stages share C and d: tabulate the feasible d-interval of every (C, depths)."""
+    """All stages share C and d: tabulate the feasible d-interval of every (base, C, depths)."""
 
-    def __init__(self, space: SearchSpace, budget: Budget) -> None:
-        self.space = space
-        base, terms = _stage_terms(space)
+    def __init__(self, space: SearchSpace, budget: Budget, width_first: bool) -> None:
+        self.space, self.width_first = space, width_first
         combos = np.array(list(itertools.product(*[range(lo, hi + 1) for lo, hi in space.depth_ranges])),
                           dtype=np.int64)  # [n_combos, n_stages]
-        first = np.stack([t.first for t in terms], axis=-1)  # [n_C, n_d, n_stages]
-        repeat = np.stack([t.repeat for t in terms], axis=-1)
-        # flops[c, d, combo] = base + sum_i first_i + (depth_i - 1) * repeat_i
-        flops = base + first.sum(-1)[:, :, None] + np.einsum("cds,ks->cdk", repeat, combos - 1)
-        ok = (flops >= budget.low) & (flops <= budget.high)
-        has = ok.any(axis=1)  # [n_C, n_combos]
-        n_d = ok.shape[1]
-        self.d_lo = np.where(has, ok.argmax(axis=1), -1)
-        self.d_hi = np.where(has, n_d - 1 - ok[:, ::-1, :].argmax(axis=1), -1)
-        self.combos, self.has = combos, has
-        self.feasible = bool(has.any())
-        self.cardinalities = [c for i, c in enumerate(space.cardinalities) if has[i].any()]
+        d_lo, d_hi = [], []
+        for base_out in space.base_widths:
+            base, terms = _stage_terms(space, base_out)
+            first = np.stack([t.first for t in terms], axis=-1)  # [n_C, n_d, n_stages]
+            repeat = np.stack([t.repeat for t in terms], axis=-1)
+            # flops[c, d, combo] = base + sum_i first_i + (depth_i - 1) * repeat_i
+            flops = base + first.sum(-1)[:, :, None] + np.einsum("cds,ks->cdk", repeat, combos - 1)
+            ok = (flops >= budget.low) & (flops <= budget.high)
+            has = ok.any(axis=1)  # [n_C, n_combos]
+            n_d = ok.shape[1]
+            d_lo.append(np.where(has, ok.argmax(axis=1), -1))
+            d_hi.append(np.where(has, n_d - 1 - ok[:, ::-1, :].argmax(axis=1), -1))
+        self.d_lo, self.d_hi = np.stack(d_lo), np.stack(d_hi)  # [n_base, n_C, n_combos], index into widths
+        self.has = self.d_lo >= 0
+        self.combos = combos
+        self.feasible = bool(self.has.any())
+        self.c_index = np.flatnonzero(self.has.any(axis=(0, 2)))  # cardinalities that can meet the budget
 
-    def propose(self, trial: Any) -> Architecture:
-        space = self.space
-        c = trial.suggest_categorical("cardinality", self.cardinalities)
-        ci = space.cardinalities.index(c)
-        rows = np.flatnonzero(self.has[ci])
+    def decode(self, p: _Params) -> Architecture:
+        space, d0 = self.space, self.space.width_range[0]
+        ci = int(self.c_index[p.index("cardinality_index", len(self.c_index))])
+        bi = _at(p.pos("base_width_pos"), np.flatnonzero(self.has[:, ci].any(axis=1)))
+        rows = np.flatnonzero(self.has[bi, ci])
+        lo, hi = self.d_lo[bi, ci, rows], self.d_hi[bi, ci, rows]
+        if self.width_first:
+            # every d covered by some depth combination's interval, then the combinations that take it
+            cover = np.zeros(len(range(space.width_range[0], space.width_range[1] + 2)), dtype=np.int64)
+            np.add.at(cover, lo, 1)
+            np.add.at(cover, hi + 1, -1)
+            di = _at(p.pos("width_pos"), np.flatnonzero(np.cumsum(cover)[:-1] > 0))
+            rows = rows[(lo <= di) & (di <= hi)]
         depths = []
         for i in range(space.num_stages):
-            allowed = np.unique(self.combos[rows, i])
-            depth = trial.suggest_int(f"depth_{i + 1}", int(allowed[0]), int(allowed[-1]))
-            if depth not in allowed:
-                depth = _nearest(depth, allowed)
+            depth = _at(p.pos(f"depth_{i + 1}_pos"), np.unique(self.combos[rows, i]))
             rows = rows[self.combos[rows, i] == depth]
             depths.append(depth)
         (k,) = rows
-        d0 = space.width_range[0]
-        width = trial.suggest_int("width", int(self.d_lo[ci, k]) + d0, int(self.d_hi[ci, k]) + d0)
-        return space.architecture(c, width, depths)
+        if not self.width_first:
+            di = _at(p.pos("width_pos"), np.arange(self.d_lo[bi, ci, k], self.d_hi[bi, ci, k] + 1))
+        return space.architecture(space.cardinalities[ci], di + d0, depths, space.base_widths[bi])
 
 
 class _FreeTables:
-    """Each stage picks its own depth, C and d; stage FLOPs add up, so reason over suffix sums."""
+    """Each stage picks its own depth, C and d (one base width for all); reason over suffix sums."""
+
+    def __init__(self, space: SearchSpace, budget: Budget) -> None:
+        self.space = space
+        self.by_base = [_FreeTablesAt(space, budget, b) for b in space.base_widths]
+        self.b_index = [i for i, t in enumerate(self.by_base) if t.feasible]
+        self.feasible = bool(self.b_index)
+
+    def decode(self, p: _Params) -> Architecture:
+        bi = self.b_index[p.index("base_width_index", len(self.b_index))]
+        return self.by_base[bi].decode(p)
+
+
+class _FreeTablesAt:
+    """The free space at one base output width."""
 
     BUCKETS_IN_WINDOW = 64
 
-    def __init__(self, space: SearchSpace, budget: Budget) -> None:
-        self.space, self.budget = space, budget
-        self.base, terms = _stage_terms(space)
+    def __init__(self, space: SearchSpace, budget: Budget, base_out: int) -> None:
+        self.space, self.budget, self.base_out = space, budget, base_out
+        self.base, terms = _stage_terms(space, base_out)
         # values[i][depth_index, c, d] = FLOPs of stage i
         self.values = []
         for (lo, hi), t in zip(space.depth_ranges, terms, strict=True):
@@ -196,28 +274,21 @@ class _FreeTables:
         found = rest[np.minimum(idx, rest.size - 1)]
         return (idx < rest.size) & (found <= need_hi)
 
-    def propose(self, trial: Any) -> Architecture:
+    def decode(self, p: _Params) -> Architecture:
         space, prefix = self.space, self.base
         cs, ds, depths = [], [], []
         for i in range(space.num_stages):
             ok = self._allowed(self.values[i], prefix, i + 1)  # [depth, c, d]
             lo_depth = space.depth_ranges[i][0]
-            allowed = np.flatnonzero(ok.any(axis=(1, 2))) + lo_depth
-            depth = trial.suggest_int(f"depth_{i + 1}", int(allowed[0]), int(allowed[-1]))
-            depth = depth if depth in allowed else _nearest(depth, allowed)
+            depth = _at(p.pos(f"depth_{i + 1}_pos"), np.flatnonzero(ok.any(axis=(1, 2))) + lo_depth)
             ok = ok[depth - lo_depth]
-            # Cardinality as an index into the sorted choices: an integer range can shrink per trial.
-            allowed = np.flatnonzero(ok.any(axis=1))
-            ci = trial.suggest_int(f"cardinality_{i + 1}_index", int(allowed[0]), int(allowed[-1]))
-            ci = ci if ci in allowed else _nearest(ci, allowed)
-            allowed = np.flatnonzero(ok[ci]) + space.width_range[0]
-            d = trial.suggest_int(f"width_{i + 1}", int(allowed[0]), int(allowed[-1]))
-            d = d if d in allowed else _nearest(d, allowed)
-            prefix += int(self.values[i][depth - lo_depth, ci, d - space.width_range[0]])
+            ci = _at(p.pos(f"cardinality_{i + 1}_pos"), np.flatnonzero(ok.any(axis=1)))
+            di = _at(p.pos(f"width_{i + 1}_pos"), np.flatnonzero(ok[ci]))
+            prefix += int(self.values[i][depth - lo_depth, ci, di])
             cs.append(space.cardinalities[ci])
-            ds.append(d)
+            ds.append(di + space.width_range[0])
             depths.append(depth)
-        return space.architecture(cs, ds, depths)
+        return space.architecture(cs, ds, depths, self.base_out)
 
 
 def _bucket_extremes(sums: np.ndarray, quantum: int) -> np.ndarray:
@@ -241,14 +312,24 @@ class MatchedPoint:
     arch: Architecture
     flops: int
     params: int
+    outside: str = ""  # empty inside the budget's feasible window; otherwise by how much and why
+
+    @property
+    def in_budget(self) -> bool:
+        return not self.outside
 
 
 def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int],
                      match: str = "params", depths: list[int] | tuple[int, ...] | None = None
                      ) -> list[MatchedPoint]:
-    """The paper's Table 2: fixed depths; the first cardinality takes the width whose FLOPs are closest
-    to the budget, every other one the width whose `match` ("params" or "flops") is closest to the
-    first architecture's."""
+    """The paper's Table 2: fixed depths and the template's output widths; the first cardinality takes
+    the width whose FLOPs are closest to the budget, every other one the width whose `match`
+    ("params" or "flops") is closest to the first architecture's.
+
+    Matching, not the budget, picks these widths (the paper's method: at 4.089 GFLOPs it gives
+    1x64d, 2x40d, 4x24d, 8x14d, 32x4d, of which the last three cost 4-7% more than the first). A point
+    outside the feasible window [(1 - tolerance) * B, B] says so, and why, in `outside`.
+    """
     if match not in ("params", "flops"):
         raise ValueError(f"match must be 'params' or 'flops', got {match!r}")
     depths = tuple(depths or space.default_depths)
@@ -276,7 +357,14 @@ def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int
     for c in cardinalities:
         d = first if c == cardinalities[0] else closest(c, target, match)
         cx = cost(c, d)
-        points.append(MatchedPoint(c, d, space.architecture(c, d, depths), cx.flops, cx.params))
+        outside = ""
+        if not budget.contains(cx.flops):
+            why = (f"the width whose FLOPs are closest to the budget (d={d})" if c == cardinalities[0] else
+                   f"the width whose {match} are closest to {cardinalities[0]}x{first}d's (d={d})")
+            outside = (f"{c}x{d}d costs {format_flops(cx.flops)}, {100 * (cx.flops / budget.flops - 1):+.1f}% of "
+                       f"the budget, outside the feasible {format_flops(budget.low)} .. {format_flops(budget.high)}: "
+                       f"it is {why}, as in the paper's capacity-matched sweep")
+        points.append(MatchedPoint(c, d, space.architecture(c, d, depths), cx.flops, cx.params, outside))
     return points
 
 

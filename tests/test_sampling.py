@@ -58,8 +58,9 @@ def test_tpe_learns_under_the_constraint():
         assert budget.contains(complexity(arch, space.resolution).flops)
         return arch.stages[0].cardinality  # pretend: more paths is better
     study.optimize(objective, n_trials=30)
-    assert set(study.best_params) == {"cardinality", "depth_1", "depth_2", "depth_3", "width"}
-    late = [t.params["cardinality"] for t in study.trials[-10:]]
+    assert set(study.best_params) == {"cardinality_index", "base_width_pos", "depth_1_pos", "depth_2_pos",
+                                      "depth_3_pos", "width_pos"}
+    late = [t.user_attrs["cardinality"] for t in study.trials[-10:]]
     assert sum(late) / len(late) > 8  # it moved towards large C
 
 
