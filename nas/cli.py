@@ -1,7 +1,9 @@
 """What every command line shares: one-line errors with exit code 2, and typed flag parsers.
 
 argparse already exits 2 on a bad flag, but prints a usage block first; a user scanning a log (or a
-test reading stderr) wants one line that names the flag and what it accepts.
+test reading stderr) wants one line that names the flag and what it accepts. The libraries
+(nas.orchestration, nas.report) raise `SettingError`s naming their settings; `setting_errors` turns
+them into the command's `--flag: ...` line.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn, TypeVar
+
+from .errors import SettingError
 
 T = TypeVar("T")
 
@@ -42,6 +47,21 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def flag_of(setting: str, flags: dict[str, str | None]) -> str | None:
+    """A library setting's flag: `flags[setting]` where given (None: a positional argument), else
+    `--` + the setting with dashes (`grace_epochs` -> `--grace-epochs`)."""
+    return flags[setting] if setting in flags else "--" + setting.replace("_", "-")
+
+
+@contextmanager
+def setting_errors(flags: dict[str, str | None]) -> Iterator[None]:
+    """Turn a library's SettingError into a one-line UsageError in this command's flag names."""
+    try:
+        yield
+    except SettingError as exc:
+        raise UsageError(exc.describe(lambda setting: flag_of(setting, flags))) from None
 
 
 def int_where(accepted: str, ok: Callable[[int], bool]) -> Callable[[str], int]:

@@ -412,7 +412,7 @@ def finish(settings: SearchSettings, table, log=print) -> dict[str, Any]:
                        best_trial=str(best["trial_id"]), best_json=str(run_dir / BEST_JSON))
     log("\n" + format_progress(frame, 0, limit=10).split("\n", 1)[1])
     try:
-        from .analyze import write_report
+        from .report import write_report
 
         summary["report"] = str(write_report(run_dir))
     except Exception as exc:  # the report must never lose a finished search
