@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -132,3 +133,42 @@ def wrap(parse: Callable[[str], T]) -> Callable[[str], T]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse_arg
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
+                       r"\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """'30m', '2h', '1h30m', '90s', '600' (seconds) -> seconds."""
+    match = _DURATION.match(text or "")
+    if not text or not text.strip() or not match or not any(match.groups()):
+        raise ValueError(f"cannot read duration {text!r}; accepted: 90s, 30m, 2h, 1h30m, 1d, or seconds")
+    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    seconds = ((d * 24 + h) * 60 + m) * 60 + s
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return seconds
+
+
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]"
+
+
+def parse_host_port(text: str) -> str:
+    match = re.fullmatch(rf"(?:ray://)?(?:{_HOST}):(\d{{1,5}})", text)
+    if text == "auto" or (match and 0 < int(match[1]) <= 65535):
+        return text
+    raise ValueError(f"expected HOST:PORT (port 1-65535), ray://HOST:PORT or auto, got {text!r}")
+
+
+def parse_host(text: str) -> str:
+    if re.fullmatch(_HOST, text) or text in ("0.0.0.0", "::"):
+        return text
+    raise ValueError(f"expected a host name or IP address (default 127.0.0.1), got {text!r}")
+
+
+# nas.search's flag types
+gpu_share = float_where("a number in [0, 1] (a share of one GPU)", lambda v: 0 <= v <= 1)
+tolerance = float_where("a fraction in (0, 1)", lambda v: 0 < v < 1)
+port = int_where("a port number 1-65535", lambda v: 0 < v <= 65535)
+reduction_factor = int_where("an integer >= 2 (ASHA keeps 1/factor of the trials per rung)", lambda v: v >= 2)

@@ -335,7 +335,7 @@ def fake_run(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def paths(tmp_path, fake_run) -> dict[str, str]:
-    from nas.tuner import SearchSettings
+    from nas.orchestration import SearchSettings
 
     (tmp_path / "file.txt").write_text("not an architecture, not a directory\n")
     (tmp_path / "empty").mkdir()
@@ -369,10 +369,10 @@ def nothing_expensive(monkeypatch):
             raise Reached(f"the case got as far as {what}")
         return fail
 
-    import nas.tuner
+    import nas.orchestration
 
     for name in ("configure_ray_env", "start_ray"):  # configure_ray_env comes before `import ray`
-        monkeypatch.setattr(nas.tuner, name, refuse(f"nas.tuner.{name}"))
+        monkeypatch.setattr(nas.orchestration, name, refuse(f"nas.orchestration.{name}"))
     monkeypatch.setattr(trials.datasets, "load_dataset", refuse("loading a dataset"))
     monkeypatch.setattr(trials.loop, "train", refuse("training"))
     monkeypatch.setattr(trials.datasets.urllib.request, "urlopen", refuse("the network"))

@@ -9,16 +9,31 @@ are `RunDataError`s naming the setting; nas.analyze and nas.export turn them int
     html.py        the page
     write.py       write_report: report.html, trials.parquet, architectures/*.json
     export.py      export_top: the best architectures, with the best one's weights
+
+Its names load on first use (PEP 562 `__getattr__`), on purpose: the search's driver imports
+nas.report.schema to write the run directory, and should not pay for pandas and plotly to do so.
 """
 
-from .export import export_top
-from .figures import Section, build_sections, pareto_front
-from .importance import param_importances
-from .run_data import RunData, RunDataError, load_run, normalize_trials
-from .schema import OUTCOMES, json_value
-from .write import report_run, write_report
+from __future__ import annotations
 
-__all__ = [
-    "OUTCOMES", "RunData", "RunDataError", "Section", "build_sections", "export_top", "json_value",
-    "load_run", "normalize_trials", "param_importances", "pareto_front", "report_run", "write_report",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "export_top": "export", "Section": "figures", "build_sections": "figures", "pareto_front": "figures",
+    "param_importances": "importance", "RunData": "run_data", "RunDataError": "run_data",
+    "load_run": "run_data", "normalize_trials": "run_data", "OUTCOMES": "schema", "json_value": "schema",
+    "report_run": "write", "write_report": "write",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'nas.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
