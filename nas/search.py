@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from search_spaces import SPACES, BudgetError, complexity, format_flops, parse_flops, propose_many
+from search_spaces import SPACES, BudgetError, complexity, format_flops, parse_flops
 
 from . import orchestration
 from .cli import (
@@ -36,19 +36,7 @@ from .cli import (
     tolerance,
     wrap,
 )
-from .orchestration import (
-    OBJECTIVES,
-    SAMPLERS,
-    SCHEDULERS,
-    SearchConfigError,
-    SearchSettings,
-    apply_preset,
-    budget_of,
-    grid_points,
-    load_settings,
-    resolve_space,
-    validate,
-)
+from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
 from .report.schema import TRIALS_CSV
 
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
@@ -132,16 +120,11 @@ def settings_from_args(args) -> SearchSettings:
 
 
 def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
-    space = resolve_space(settings)
-    budget = budget_of(settings)
-    if settings.sampler == "grid":
-        archs = [p.arch for p in grid_points(settings, space, budget)]
-    else:
-        if settings.sampler not in ("tpe", "random"):
-            print(f"note: --dry-run shows {settings.sampler}'s start-up proposals with the random sampler",
-                  file=sys.stderr)
-        archs = propose_many(space, budget, samples, "tpe" if settings.sampler == "tpe" else "random",
-                             settings.seed)
+    space, budget = orchestration.resolve_space(settings), orchestration.budget_of(settings)
+    if settings.sampler not in ("tpe", "random", "grid"):
+        print(f"note: --dry-run shows {settings.sampler}'s start-up proposals with the random sampler",
+              file=sys.stderr)
+    archs = orchestration.proposals(settings, samples)
     if not as_json:
         print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), budget {budget} at "
               f"{space.resolution}x{space.resolution} ({space.in_channels} input channels, {space.num_classes} "
@@ -178,7 +161,8 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
         print(f"Ray dashboard: {ray_info['dashboard'] or '(not running)'}  (token authentication: the "
               f"token is in {ray_info['token_path']}; `ray get-auth-token` prints it)", flush=True)
         if not resume:
-            settings, scaled = apply_preset(settings, ray_info["resources"].get("GPU", 0) > 0, args.full)
+            has_gpu = ray_info["resources"].get("GPU", 0) > 0
+            settings, scaled = orchestration.apply_preset(settings, has_gpu, args.full)
             if scaled:
                 print("No GPU: scaled down to " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in scaled.items())
                       + f". Full search: {FULL_FLAGS}.", flush=True)
@@ -209,14 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         with setting_errors(FLAGS):
             if resume:
                 run_dir = Path(args.resume).expanduser().resolve()
-                settings = replace(load_settings(run_dir), storage_path=str(run_dir.parent), name=run_dir.name)
+                settings = orchestration.load_settings(run_dir)
+                settings = replace(settings, storage_path=str(run_dir.parent), name=run_dir.name)
             else:
                 settings = settings_from_args(args)
             if args.dry_run:
-                settings, _ = apply_preset(settings, has_gpu=False, full=True)
+                settings, _ = orchestration.apply_preset(settings, has_gpu=False, full=True)
                 return dry_run(settings, args.samples, args.json)
             if not resume:
-                validate(settings)
+                orchestration.validate(settings)
             return search(settings, args, resume)
     except BudgetError as exc:
         raise UsageError(f"--budget: {exc}") from None

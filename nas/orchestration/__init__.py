@@ -24,6 +24,7 @@ from .settings import (
     dataset_shape,
     grid_points,
     load_settings,
+    proposals,
     resolve_space,
     validate,
 )
@@ -32,5 +33,5 @@ from .tuner import build_tuner, finish, run
 __all__ = [
     "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
     "apply_preset", "budget_of", "build_tuner", "check_run_dir", "configure_ray_env", "dataset_shape", "finish",
-    "grid_points", "load_settings", "resolve_space", "run", "start_ray", "trial_resources", "validate",
+    "grid_points", "load_settings", "proposals", "resolve_space", "run", "start_ray", "trial_resources", "validate",
 ]

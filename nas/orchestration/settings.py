@@ -16,7 +16,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from search_spaces import Budget, FeasibleSampler, MatchedPoint, SearchSpace, capacity_matched, get_space
+from search_spaces import (
+    Architecture,
+    Budget,
+    FeasibleSampler,
+    MatchedPoint,
+    SearchSpace,
+    capacity_matched,
+    get_space,
+    propose_many,
+)
 
 from ..errors import SettingError
 from ..report.schema import SEARCH_JSON
@@ -123,6 +132,16 @@ def budget_of(settings: SearchSettings) -> Budget:
 
 def grid_points(settings: SearchSettings, space: SearchSpace, budget: Budget) -> list[MatchedPoint]:
     return capacity_matched(space, budget, settings.cardinality, settings.match, settings.depths)
+
+
+def proposals(settings: SearchSettings, samples: int) -> list[Architecture]:
+    """What a search would try first, without Ray: the grid's points, or the first `samples` proposals of
+    TPE or random sampling (other samplers start with random proposals)."""
+    space, budget = resolve_space(settings), budget_of(settings)
+    if settings.sampler == "grid":
+        return [p.arch for p in grid_points(settings, space, budget)]
+    sampler = "tpe" if settings.sampler == "tpe" else "random"
+    return propose_many(space, budget, samples, sampler, settings.seed)
 
 
 def train_config(settings: SearchSettings, space: SearchSpace) -> dict[str, Any]:
@@ -249,6 +268,6 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
 
 __all__ = [
     "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
-    "apply_preset", "budget_of", "check_run_dir", "dataset_shape", "grid_points", "load_settings",
+    "apply_preset", "budget_of", "check_run_dir", "dataset_shape", "grid_points", "load_settings", "proposals",
     "resolve_space", "train_config", "train_resolution", "validate", "write_search_json",
 ]
