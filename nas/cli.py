@@ -1,16 +1,22 @@
 """What every command line shares: one-line errors with exit code 2, and typed flag parsers.
 
 argparse already exits 2 on a bad flag, but prints a usage block first; a user scanning a log (or a
-test reading stderr) wants one line that names the flag and what it accepts.
+test reading stderr) wants one line that names the flag and what it accepts. The libraries
+(nas.orchestration, nas.report) raise `SettingError`s naming their settings; `setting_errors` turns
+them into the command's `--flag: ...` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn, TypeVar
+
+from .errors import SettingError
 
 T = TypeVar("T")
 
@@ -42,6 +48,21 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def flag_of(setting: str, flags: dict[str, str | None]) -> str | None:
+    """A library setting's flag: `flags[setting]` where given (None: a positional argument), else
+    `--` + the setting with dashes (`grace_epochs` -> `--grace-epochs`)."""
+    return flags[setting] if setting in flags else "--" + setting.replace("_", "-")
+
+
+@contextmanager
+def setting_errors(flags: dict[str, str | None]) -> Iterator[None]:
+    """Turn a library's SettingError into a one-line UsageError in this command's flag names."""
+    try:
+        yield
+    except SettingError as exc:
+        raise UsageError(exc.describe(lambda setting: flag_of(setting, flags))) from None
 
 
 def int_where(accepted: str, ok: Callable[[int], bool]) -> Callable[[str], int]:
@@ -112,3 +133,42 @@ def wrap(parse: Callable[[str], T]) -> Callable[[str], T]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse_arg
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
+                       r"\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """'30m', '2h', '1h30m', '90s', '600' (seconds) -> seconds."""
+    match = _DURATION.match(text or "")
+    if not text or not text.strip() or not match or not any(match.groups()):
+        raise ValueError(f"cannot read duration {text!r}; accepted: 90s, 30m, 2h, 1h30m, 1d, or seconds")
+    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    seconds = ((d * 24 + h) * 60 + m) * 60 + s
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return seconds
+
+
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]"
+
+
+def parse_host_port(text: str) -> str:
+    match = re.fullmatch(rf"(?:ray://)?(?:{_HOST}):(\d{{1,5}})", text)
+    if text == "auto" or (match and 0 < int(match[1]) <= 65535):
+        return text
+    raise ValueError(f"expected HOST:PORT (port 1-65535), ray://HOST:PORT or auto, got {text!r}")
+
+
+def parse_host(text: str) -> str:
+    if re.fullmatch(_HOST, text) or text in ("0.0.0.0", "::"):
+        return text
+    raise ValueError(f"expected a host name or IP address (default 127.0.0.1), got {text!r}")
+
+
+# nas.search's flag types
+gpu_share = float_where("a number in [0, 1] (a share of one GPU)", lambda v: 0 <= v <= 1)
+tolerance = float_where("a fraction in (0, 1)", lambda v: 0 < v < 1)
+port = int_where("a port number 1-65535", lambda v: 0 < v <= 65535)
+reduction_factor = int_where("an integer >= 2 (ASHA keeps 1/factor of the trials per rung)", lambda v: v >= 2)

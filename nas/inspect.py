@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from search_spaces import ArchitectureError, complexity, load_architecture
-from search_spaces.budget import format_flops
+from search_spaces import ArchitectureError, complexity, format_flops, load_architecture
 
 from .cli import Parser, UsageError, positive_int, run_main
 

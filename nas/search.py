@@ -1,79 +1,47 @@
 """`python -m nas.search --budget 4GFLOPs`: search ResNeXt cardinality, width and depth under a FLOPs budget.
 
 Trials are Ray Tune trials, proposed by Optuna (only budget-feasible architectures) and cut early by
-ASHA. `--dry-run` shows what would be proposed, without training or starting Ray.
+ASHA. `--dry-run` shows what would be proposed, without training or starting Ray. The work is done by
+`nas.orchestration`; this command parses flags, names them in errors and prints.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
+import shutil
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
+from pathlib import Path
 
-from search_spaces import complexity
-from search_spaces.budget import Budget, format_flops, parse_flops
-from search_spaces.sampling import BudgetError, FeasibleSampler, propose_many
-from search_spaces.spaces import SPACES
+from search_spaces import SPACES, BudgetError, complexity, format_flops, parse_flops
 
+from . import orchestration
 from .cli import (
     Parser,
     UsageError,
     choice,
-    float_where,
+    gpu_share,
     int_list,
-    int_where,
     non_negative_int,
+    parse_duration,
+    parse_host,
+    parse_host_port,
+    port,
     positive_float,
     positive_int,
+    reduction_factor,
     run_main,
+    setting_errors,
+    tolerance,
     wrap,
 )
-from .tuner import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchSettings
+from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
+from .report.schema import TRIALS_CSV
 
-# The CPU preset (2 cores, under 15 minutes, >= 8 trials): measured in docs/performance.md.
-CPU_PRESET = {"trials": 9, "max_epochs": 2, "grace_epochs": 1, "reduction_factor": 2, "train_subset": 2000,
-              "val_size": 1000}
-FULL_PRESET = {"trials": 64, "max_epochs": 12, "grace_epochs": 1, "reduction_factor": 3}
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
-                       r"\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> float:
-    """'30m', '2h', '1h30m', '90s', '600' (seconds) -> seconds."""
-    match = _DURATION.match(text or "")
-    if not text or not text.strip() or not match or not any(match.groups()):
-        raise ValueError(f"cannot read duration {text!r}; accepted: 90s, 30m, 2h, 1h30m, 1d, or seconds")
-    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    seconds = ((d * 24 + h) * 60 + m) * 60 + s
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
-    return seconds
-
-
-_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]"
-
-
-def parse_host_port(text: str) -> str:
-    match = re.fullmatch(rf"(?:ray://)?(?:{_HOST}):(\d{{1,5}})", text)
-    if text == "auto" or (match and 0 < int(match[1]) <= 65535):
-        return text
-    raise ValueError(f"expected HOST:PORT (port 1-65535), ray://HOST:PORT or auto, got {text!r}")
-
-
-def parse_host(text: str) -> str:
-    if re.fullmatch(_HOST, text) or text in ("0.0.0.0", "::"):
-        return text
-    raise ValueError(f"expected a host name or IP address (default 127.0.0.1), got {text!r}")
-
-
-gpu_share = float_where("a number in [0, 1] (a share of one GPU)", lambda v: 0 <= v <= 1)
-tolerance = float_where("a fraction in (0, 1)", lambda v: 0 < v < 1)
-port = int_where("a port number 1-65535", lambda v: 0 < v <= 65535)
-reduction_factor = int_where("an integer >= 2 (ASHA keeps 1/factor of the trials per rung)", lambda v: v >= 2)
+# SearchSettings fields whose flag is not `--` + the field with dashes.
+FLAGS = {"budget_flops": "--budget", "budget_resolution": "--resolution", "time_budget_s": "--time-budget"}
 
 
 def build_parser() -> Parser:
@@ -151,59 +119,12 @@ def settings_from_args(args) -> SearchSettings:
     )
 
 
-def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[SearchSettings, str]:
-    """Fill unset sizes: full search on a GPU (or with --full), the measured CPU preset otherwise."""
-    preset = FULL_PRESET if (has_gpu or full) else CPU_PRESET
-    changes = {k: v for k, v in preset.items() if k in asdict(settings) and not getattr(settings, k)}
-    note = ""
-    if preset is CPU_PRESET:
-        if settings.train_subset is None:
-            changes["train_subset"] = preset["train_subset"]
-        if settings.dataset != "fashion-mnist":
-            changes.pop("train_subset", None)
-        scaled = {k: v for k, v in changes.items()}
-        if scaled:
-            note = ("No GPU: scaled down to " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in scaled.items())
-                    + f". Full search: {FULL_FLAGS}.")
-    settings = replace(settings, **changes)
-    if settings.grace_epochs > settings.max_epochs:
-        raise UsageError(f"--grace-epochs {settings.grace_epochs} exceeds --max-epochs {settings.max_epochs}")
-    return settings, note
-
-
-def validate(settings: SearchSettings) -> None:
-    """Everything that can be refused before Ray starts is refused here (nothing is written yet)."""
-    from pathlib import Path
-
-    from .tuner import grid_points, resolve_space
-
-    if settings.data_dir is not None and not Path(settings.data_dir).expanduser().is_dir():
-        raise UsageError(f"--data-dir: {settings.data_dir} is not a directory")
-    if settings.grace_epochs and settings.max_epochs and settings.grace_epochs > settings.max_epochs:
-        raise UsageError(f"--grace-epochs {settings.grace_epochs} exceeds --max-epochs {settings.max_epochs}")
-    space = resolve_space(settings)
-    budget = Budget(settings.budget_flops, settings.tolerance)
-    if settings.sampler == "grid":
-        grid_points(settings, space, budget)  # wrong --depths, unreachable budget
-    else:
-        FeasibleSampler(space, budget)  # unreachable budget: the error gives the space's range
-
-
-# --- dry run ---------------------------------------------------------------------------------------------
-
 def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
-    from .tuner import grid_points, resolve_space
-
-    space = resolve_space(settings)
-    budget = Budget(settings.budget_flops, settings.tolerance)
-    if settings.sampler == "grid":
-        archs = [p.arch for p in grid_points(settings, space, budget)]
-    else:
-        if settings.sampler not in ("tpe", "random"):
-            print(f"note: --dry-run shows {settings.sampler}'s start-up proposals with the random sampler",
-                  file=sys.stderr)
-        archs = propose_many(space, budget, samples, "tpe" if settings.sampler == "tpe" else "random",
-                             settings.seed)
+    space, budget = orchestration.resolve_space(settings), orchestration.budget_of(settings)
+    if settings.sampler not in ("tpe", "random", "grid"):
+        print(f"note: --dry-run shows {settings.sampler}'s start-up proposals with the random sampler",
+              file=sys.stderr)
+    archs = orchestration.proposals(settings, samples)
     if not as_json:
         print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), budget {budget} at "
               f"{space.resolution}x{space.resolution} ({space.in_channels} input channels, {space.num_classes} "
@@ -222,23 +143,14 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
 
 # --- the search ------------------------------------------------------------------------------------------
 
-def _discard(run_dir, created: bool) -> None:
-    import shutil
-
-    if created and run_dir.is_dir() and not (run_dir / "trials.csv").exists():
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
 def search(settings: SearchSettings, args, resume: bool) -> int:
-    from .tuner import check_run_dir, configure_ray_env, run, start_ray
-
     created = not settings.run_dir.exists()
-    check_run_dir(settings, resume)
-    configure_ray_env(args.address)
-    import ray
+    orchestration.check_run_dir(settings, resume)
+    orchestration.configure_ray_env(args.address)
+    import ray  # only now: configure_ray_env must come first
 
     try:
-        ray_info = start_ray(args.address, args.dashboard_host, args.dashboard_port)
+        ray_info = orchestration.start_ray(args.address, args.dashboard_host, args.dashboard_port)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         _discard(settings.run_dir, created)
         raise UsageError(f"--address: cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
@@ -248,13 +160,14 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
                   "machine; token authentication stays on", file=sys.stderr)
         print(f"Ray dashboard: {ray_info['dashboard'] or '(not running)'}  (token authentication: the "
               f"token is in {ray_info['token_path']}; `ray get-auth-token` prints it)", flush=True)
-        has_gpu = ray_info["resources"].get("GPU", 0) > 0
         if not resume:
-            settings, note = apply_preset(settings, has_gpu, args.full)
-            if note:
-                print(note, flush=True)
-        summary = run(settings, resume, ray_info["resources"])
-    except UsageError:
+            has_gpu = ray_info["resources"].get("GPU", 0) > 0
+            settings, scaled = orchestration.apply_preset(settings, has_gpu, args.full)
+            if scaled:
+                print("No GPU: scaled down to " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in scaled.items())
+                      + f". Full search: {FULL_FLAGS}.", flush=True)
+        summary = orchestration.run(settings, resume, ray_info["resources"])
+    except SearchConfigError:
         _discard(settings.run_dir, created)  # refused before any trial ran: leave nothing behind
         raise
     finally:
@@ -264,31 +177,32 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
     for key in ("best_json", "report"):
         if key in summary:
             print(f"{key.replace('_', ' ')}: {summary[key]}")
-    print(f"trials: {settings.run_dir / 'trials.csv'}")
+    print(f"trials: {settings.run_dir / TRIALS_CSV}")
     return 0
+
+
+def _discard(run_dir: Path, created: bool) -> None:
+    if created and run_dir.is_dir() and not (run_dir / TRIALS_CSV).exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     resume = args.resume is not None
     try:
-        if resume:
-            from pathlib import Path
-
-            from .tuner import load_settings
-
-            run_dir = Path(args.resume).expanduser().resolve()
-            if not (run_dir / "search.json").is_file():
-                raise UsageError(f"--resume: {args.resume} is not a search run directory (no search.json)")
-            settings = replace(load_settings(run_dir), storage_path=str(run_dir.parent), name=run_dir.name)
-        else:
-            settings = settings_from_args(args)
-        if args.dry_run:
-            settings, _ = apply_preset(settings, has_gpu=False, full=True)
-            return dry_run(settings, args.samples, args.json)
-        if not resume:
-            validate(settings)
-        return search(settings, args, resume)
+        with setting_errors(FLAGS):
+            if resume:
+                run_dir = Path(args.resume).expanduser().resolve()
+                settings = orchestration.load_settings(run_dir)
+                settings = replace(settings, storage_path=str(run_dir.parent), name=run_dir.name)
+            else:
+                settings = settings_from_args(args)
+            if args.dry_run:
+                settings, _ = orchestration.apply_preset(settings, has_gpu=False, full=True)
+                return dry_run(settings, args.samples, args.json)
+            if not resume:
+                orchestration.validate(settings)
+            return search(settings, args, resume)
     except BudgetError as exc:
         raise UsageError(f"--budget: {exc}") from None
     except ValueError as exc:  # from the spaces and samplers: bad combinations of valid flags

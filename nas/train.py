@@ -16,13 +16,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nas.cli import Parser, UsageError, non_negative_float, non_negative_int, positive_float, positive_int, run_main
+from search_spaces import load_architecture, with_io
+
+from .cli import Parser, UsageError, non_negative_float, non_negative_int, positive_float, positive_int, run_main
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def dataset_name(text: str) -> str:
-    from trials.datasets import NAMES
+    from trials import DATASET_NAMES as NAMES
 
     if text in NAMES:
         return text
@@ -43,18 +45,21 @@ def device_name(text: str) -> str:
 
 
 def build_parser() -> Parser:
+    from trials import TrainConfig  # the help states its defaults (imports torch: see _train)
+
+    d = TrainConfig()
     p = Parser(prog="python -m nas.train", description=__doc__.splitlines()[0])
     p.add_argument("arch", metavar="ARCH.json", help="a resnext-arch/1 file (e.g. exported by nas.search)")
     p.add_argument("--dataset", type=dataset_name, default="fashion-mnist",
                    help="fashion-mnist (default), cifar10, cifar100, synthetic or imagefolder:PATH")
     p.add_argument("--data-dir", default=None,
                    help="where the dataset lives (else $NAS_DATA_DIR, /usr/share/datasets)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"training epochs (default {d.epochs})")
     p.add_argument("--train-subset", type=positive_int, default=None, help="train on N images only")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="default 32")
-    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default 0.1)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=positive_float, default=None, help=f"peak learning rate (default {d.lr:g})")
     p.add_argument("--warmup-epochs", type=non_negative_float, default=None,
-                   help="linear warm-up (default 0)")
+                   help=f"linear warm-up epochs (default {d.warmup_epochs:g})")
     p.add_argument("--train-resolution", type=positive_int, default=None, help="resize inputs to N x N")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
@@ -86,13 +91,10 @@ def _check_paths(data_dir: str | None, out: Path) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    # Heavy imports after parsing, so that --help and flag errors are instant.
+    # torch and the training code are imported here, after parsing, on purpose: flag errors stay quick.
     import torch
 
-    from search_spaces import load_architecture, with_io
-    from trials.checkpoint import load_checkpoint
-    from trials.datasets import load_dataset
-    from trials.loop import TrainConfig, resolve_device, train
+    from trials import TrainConfig, load_checkpoint, load_dataset, resolve_device, train
 
     arch_path = Path(args.arch)
     arch = load_architecture(arch_path)

@@ -1,4 +1,9 @@
-"""ResNeXt architectures as data, their analytic complexity, the search spaces and the FLOPs budget."""
+"""ResNeXt architectures as data, their analytic complexity, the search spaces and the FLOPs budget.
+
+This root is the package's public API: other packages import from here, not from its modules.
+torch is imported only by `build_model` (on purpose: counting, sampling and the command lines'
+validation never need it).
+"""
 
 from .architecture import (
     FORMAT,
@@ -10,7 +15,10 @@ from .architecture import (
     template,
     with_io,
 )
+from .budget import Budget, format_flops, parse_flops
 from .complexity import Complexity, complexity
+from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
+from .spaces import SPACES, SearchSpace, get_space
 
 
 def build_model(arch: Architecture):
@@ -21,6 +29,8 @@ def build_model(arch: Architecture):
 
 
 __all__ = [
-    "FORMAT", "Architecture", "ArchitectureError", "Complexity", "Stage", "build_model", "complexity",
-    "load_architecture", "save_architecture", "template", "with_io",
+    "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity",
+    "FeasibleSampler", "MatchedPoint", "SearchSpace", "Stage", "build_model", "capacity_matched", "complexity",
+    "flops_range", "format_flops", "get_space", "load_architecture", "parse_flops", "propose_many",
+    "save_architecture", "template", "with_io",
 ]

@@ -248,6 +248,7 @@ RUN_CASES = [
 ] + [
     case("analyze", "{garbled}", expect=("trials.csv", "not a readable CSV")),
     case("export", "{garbled}", expect=("trials.csv", "not a readable CSV")),
+    case("export", "{pending}", expect="no trial has reported an accuracy"),
     case("export", "{run}", "--out", "{file}", expect="--out"),
     case("export", "{run}", "--out", "{file}/sub", expect="--out"),
 ]
@@ -334,7 +335,7 @@ def fake_run(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def paths(tmp_path, fake_run) -> dict[str, str]:
-    from nas.tuner import SearchSettings
+    from nas.orchestration import SearchSettings
 
     (tmp_path / "file.txt").write_text("not an architecture, not a directory\n")
     (tmp_path / "empty").mkdir()
@@ -344,6 +345,8 @@ def paths(tmp_path, fake_run) -> dict[str, str]:
         (tmp_path / name / "search.json").write_text(text)
     (tmp_path / "run").mkdir()  # an existing run for --name: not empty
     (tmp_path / "run" / "trials.csv").write_text("trial_id\n1\n")
+    (tmp_path / "pending").mkdir()  # a run whose only trial has not reported yet
+    (tmp_path / "pending" / "trials.csv").write_text("trial_id,status,outcome\nt1,PENDING,pending\n")
     (tmp_path / "garbled").mkdir()
     (tmp_path / "garbled" / "trials.csv").write_bytes(b"\xff\xfe\x00garbage\x00\xff")
     (tmp_path / "arch.json").write_text(json.dumps(GOOD_ARCH))
@@ -351,7 +354,8 @@ def paths(tmp_path, fake_run) -> dict[str, str]:
             "file": str(tmp_path / "file.txt"), "missing": str(tmp_path / "missing.json"),
             "empty": str(tmp_path / "empty"), "run": str(fake_run), "runs": str(tmp_path / "runs"),
             "notjson": str(tmp_path / "notjson"), "oldjson": str(tmp_path / "oldjson"),
-            "nostate": str(tmp_path / "nostate"), "garbled": str(tmp_path / "garbled")}
+            "nostate": str(tmp_path / "nostate"), "garbled": str(tmp_path / "garbled"),
+            "pending": str(tmp_path / "pending")}
 
 
 @pytest.fixture(autouse=True)
@@ -365,10 +369,10 @@ def nothing_expensive(monkeypatch):
             raise Reached(f"the case got as far as {what}")
         return fail
 
-    import nas.tuner
+    import nas.orchestration
 
     for name in ("configure_ray_env", "start_ray"):  # configure_ray_env comes before `import ray`
-        monkeypatch.setattr(nas.tuner, name, refuse(f"nas.tuner.{name}"))
+        monkeypatch.setattr(nas.orchestration, name, refuse(f"nas.orchestration.{name}"))
     monkeypatch.setattr(trials.datasets, "load_dataset", refuse("loading a dataset"))
     monkeypatch.setattr(trials.loop, "train", refuse("training"))
     monkeypatch.setattr(trials.datasets.urllib.request, "urlopen", refuse("the network"))
@@ -416,11 +420,14 @@ def test_bad_input(cmd, argv, expect, arch_text, paths, tmp_path, fake_run, caps
     (("nas.search", "--budget", "1MFLOPs", "--storage-path", "{runs}"), ("--budget",)),
     (("nas.train", "{bad}", "--out", "{tmp}/out"), ("stages[0].cardinality",)),
     (("nas.export", "{empty}"), ("no trials.csv",)),
-], ids=["search bad budget", "search unreachable budget", "train zero cardinality", "export no trials.csv"])
+    (("nas.export", "{missing}"), ("error: {missing}: no such run directory",)),
+    (("nas.analyze", "{missing}"), ("error: {missing}: no such run directory",)),
+], ids=["search bad budget", "search unreachable budget", "train zero cardinality", "export no trials.csv",
+        "export missing run directory", "analyze missing run directory"])
 def test_entry_points(argv, expect, paths, tmp_path):
     Path(paths["bad"]).write_text(_arch(_set("stages.0.cardinality", 0)))
     before = tree(tmp_path)
     proc = subprocess.run([sys.executable, "-m", *(a.format(**paths) for a in argv)], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
-    assert_one_line_error(proc.returncode, proc.stderr, expect)
+    assert_one_line_error(proc.returncode, proc.stderr, tuple(e.format(**paths) for e in expect))
     assert tree(tmp_path) == before

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +11,8 @@ import torch
 
 import nas
 from nas.cli import run_main
-from nas.export import export_top, main
+from nas.export import main
+from nas.report import export_top
 from search_spaces import build_model, load_architecture
 from tests.fake_run import write_fake_run
 
@@ -116,30 +115,3 @@ def test_command_line(cifar_run, tmp_path, capsys):
     assert run_main(main, [str(run_dir), "--top", "2", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "#1 " in out and "weights" in out and str(tmp_path / "o" / "index.json") in out
-
-
-@pytest.mark.parametrize("args, message", [
-    (["{missing}"], "no such run directory"),
-    (["{empty}"], "no trials.csv"),
-    (["{pending}", "--top", "0"], "--top"),
-    (["{pending}"], "no trial has reported an accuracy"),
-])
-def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "pending").mkdir()
-    (tmp_path / "pending" / "trials.csv").write_text("trial_id,status,outcome\nt1,PENDING,pending\n")
-    argv = [a.format(missing=tmp_path / "nope", empty=tmp_path / "empty", pending=tmp_path / "pending")
-            for a in args]
-    try:
-        code = run_main(main, argv)
-    except SystemExit as exc:  # argparse's bad-flag path (nas.cli.Parser)
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2
-    assert message in err and len(err.strip().splitlines()) == 1
-
-
-def test_module_entry_point_exits_2_on_a_missing_run_dir(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "nas.export", str(tmp_path / "nope")], cwd=ROOT, capture_output=True,
-                          text=True)
-    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'nope'}: no such run directory"

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from nas.tuner import SearchSettings, run
+from nas.orchestration import SearchSettings, run
 from search_spaces.budget import parse_flops
 
 from .faulty_trainable import make_faulty

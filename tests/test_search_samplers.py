@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from nas.tuner import SearchSettings, run
+from nas.orchestration import SearchSettings, run
 from search_spaces import Architecture, complexity
 from search_spaces.budget import Budget, parse_flops
 

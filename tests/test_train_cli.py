@@ -77,3 +77,13 @@ def test_trains_and_saves(arch_file, tmp_path):
     state = torch.load(out / "model.pt", weights_only=True)
     assert state["fc.weight"].shape == (10, 128)
     assert json.loads((out / "summary.json").read_text())["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_help_states_the_training_defaults():
+    from nas.train import build_parser
+    from trials import TrainConfig
+
+    text = " ".join(build_parser().format_help().split())
+    defaults = TrainConfig()
+    assert f"peak learning rate (default {defaults.lr:g})" in text
+    assert f"training epochs (default {defaults.epochs})" in text

@@ -1,34 +1,30 @@
-"""The run's results table: RUN_DIR/trials.csv (one row per trial) and RUN_DIR/epochs.csv (one row per
-trial-epoch), kept current while the search runs by a Ray Tune callback in the driver.
+"""Tune callbacks of the search's driver: the results table and the progress table.
 
-Ray already keeps every result (ResultGrid, each trial's progress.csv), but scattered over trial
-directories and keyed by config paths; users and the report want one flat table with the
-architecture's own columns (C, d, depths, FLOPs), which is what this module adds.
+ResultsTable keeps RUN_DIR/trials.csv (one row per trial) and RUN_DIR/epochs.csv (one row per
+trial-epoch) current while the search runs, in the format of nas.report.schema. Ray already keeps
+every result (ResultGrid, each trial's progress.csv), but scattered over trial directories and keyed
+by config paths; users and the report want one flat table with the architecture's own columns (C, d,
+depths, FLOPs), which is what this module adds. ProgressTable prints a live, readable table of the
+search instead of Ray's per-result log lines.
+
+This module imports ray at the top: it is imported (by nas.orchestration.tuner) only once Ray is up.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 from ray.tune import Callback
 
 from search_spaces import Architecture, complexity
 
-TRIALS_CSV = "trials.csv"
-EPOCHS_CSV = "epochs.csv"
-EPOCH_FIELDS = ["trial_id", "epoch", "train_loss", "val_accuracy", "val_loss", "images_per_second",
-                "epoch_seconds", "seconds"]
-TRIAL_FIELDS = [
-    "trial_id", "status", "outcome", "reason", "name", "cardinality", "width", "depths", "depth_total",
-    "cardinalities", "group_widths", "flops", "flops_train", "params", "val_accuracy",
-    "best_val_accuracy", "val_loss", "train_loss", "epochs", "images_per_second", "seconds", "seed", "lr",
-    "batch_size", "failures", "checkpoint", "arch",
-]
+from ..report.schema import EPOCH_COLUMNS, EPOCHS_CSV, TRIAL_COLUMNS, TRIALS_CSV, json_value
 
 
 def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
@@ -57,10 +53,6 @@ def _error_line(trial) -> str:
         return lines[-1][:300]
     except (OSError, TypeError, IndexError):
         return "trial raised an error (see error.txt in the trial's directory)"
-
-
-def _finite(value: Any) -> Any:
-    return value if not (isinstance(value, float) and math.isnan(value)) else None
 
 
 def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -98,7 +90,7 @@ class ResultsTable(Callback):
         trials, epochs = self.run_dir / TRIALS_CSV, self.run_dir / EPOCHS_CSV
         if trials.exists():
             for row in pd.read_csv(trials, dtype={"trial_id": str}).to_dict("records"):
-                self.rows[str(row["trial_id"])] = {k: _finite(v) for k, v in row.items()}
+                self.rows[str(row["trial_id"])] = {k: json_value(v) for k, v in row.items()}
         if epochs.exists():
             for row in pd.read_csv(epochs, dtype={"trial_id": str}).to_dict("records"):
                 self.epochs[(str(row["trial_id"]), int(row["epoch"]))] = row
@@ -124,7 +116,7 @@ class ResultsTable(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
         self.epochs[(trial.trial_id, epoch)] = {"trial_id": trial.trial_id, "epoch": epoch,
-                                                **{k: result.get(k) for k in EPOCH_FIELDS[2:]}}
+                                                **{k: result.get(k) for k in list(EPOCH_COLUMNS)[2:]}}
         self._update(trial, status="RUNNING", outcome="running", result=result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -195,11 +187,70 @@ class ResultsTable(Callback):
         self.write()
 
     def frame(self) -> pd.DataFrame:
-        extra = sorted({k for row in self.rows.values() for k in row} - set(TRIAL_FIELDS))
-        return pd.DataFrame(list(self.rows.values()), columns=TRIAL_FIELDS + extra)
+        extra = sorted({k for row in self.rows.values() for k in row} - set(TRIAL_COLUMNS))
+        return pd.DataFrame(list(self.rows.values()), columns=list(TRIAL_COLUMNS) + extra)
 
     def write(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write_csv(self.frame(), self.run_dir / TRIALS_CSV)
         epochs = sorted(self.epochs.values(), key=lambda e: (e["trial_id"], e["epoch"]))
-        _atomic_write_csv(pd.DataFrame(epochs, columns=EPOCH_FIELDS), self.run_dir / EPOCHS_CSV)
+        _atomic_write_csv(pd.DataFrame(epochs, columns=list(EPOCH_COLUMNS)), self.run_dir / EPOCHS_CSV)
+
+
+# --- the progress table ---------------------------------------------------------------------------
+
+def format_progress(frame: pd.DataFrame, elapsed: float, limit: int = 20) -> str:
+    """Trial table sorted by validation accuracy, with a one-line summary on top."""
+    counts = frame["outcome"].value_counts().to_dict() if len(frame) else {}
+    parts = [f"{n} {k}" for k, n in sorted(counts.items())]
+    header = f"[{time.strftime('%H:%M:%S', time.gmtime(elapsed))}] {len(frame)} trials: {', '.join(parts)}"
+    done = frame.dropna(subset=["best_val_accuracy"]) if len(frame) else frame
+    if len(done):
+        best = done.loc[done["best_val_accuracy"].astype(float).idxmax()]
+        header += f" | best {100 * float(best['best_val_accuracy']):.1f}% {best['name']}"
+    lines = [header, f"  {'trial':<18} {'outcome':<9} {'C':>3} {'d':>4} {'depths':<12} {'GFLOPs':>6} "
+                     f"{'epoch':>5} {'val acc':>7} {'img/s':>6}"]
+    shown = frame.assign(_key=frame["best_val_accuracy"].astype(float).fillna(-1)).sort_values(
+        "_key", ascending=False).head(limit) if len(frame) else frame
+    for row in shown.itertuples():
+        acc = "" if pd.isna(row.val_accuracy) else f"{100 * float(row.val_accuracy):.1f}%"
+        epoch = "" if pd.isna(row.epochs) else str(int(row.epochs))
+        speed = "" if pd.isna(row.images_per_second) else f"{float(row.images_per_second):.0f}"
+        lines.append(f"  {str(row.trial_id)[-18:]:<18} {row.outcome:<9} {int(row.cardinality):>3} "
+                     f"{int(row.width):>4} {row.depths:<12} {float(row.flops) / 1e9:>6.2f} {epoch:>5} "
+                     f"{acc:>7} {speed:>6}")
+    if len(frame) > limit:
+        lines.append(f"  ... {len(frame) - limit} more in {TRIALS_CSV}")
+    return "\n".join(lines)
+
+
+class ProgressTable(Callback):
+    """Prints the table at most every `interval` seconds, and whenever a trial ends."""
+
+    def __init__(self, table: ResultsTable, interval: float = 20.0, stream: TextIO | None = None) -> None:
+        # None means sys.stdout at print time: Tune pickles callbacks, and a stream does not pickle.
+        self.table, self.interval, self.stream = table, interval, stream
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def _print(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        print(format_progress(self.table.frame(), now - self.start), file=self.stream or sys.stdout, flush=True)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "stream": None}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self._print()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._print(force=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._print(force=True)
+
+
+__all__ = ["ProgressTable", "ResultsTable", "arch_columns", "format_progress"]

@@ -1,4 +1,4 @@
-"""The report's plotly figures, built from a loaded run (`nas.run_data.RunData`).
+"""The report's plotly figures, built from a loaded run (`nas.report.run_data.RunData`).
 
 Every figure is plain data: traces carry Python lists (not numpy arrays, which plotly would encode
 as binary blobs), per-trial point traces carry `meta={"role": "trials", ...}` and the trial id as the
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,13 +21,13 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from .run_data import MEASURED, RunData, depth_columns, param_columns
+from .importance import param_importances
+from .run_data import RunData, depth_columns
+from .schema import MEASURED, OTHER_COLOR, OUTCOME_COLORS, json_value
 
 MIN_BASIS = 5  # completed trials needed before spreads and trends use only completed trials
 SYMBOLS = {"completed": "circle", "stopped": "circle-open", "running": "diamond-open"}
 OUTCOME_LABELS = {"completed": "completed", "stopped": "stopped early by ASHA", "running": "still running"}
-OUTCOME_COLORS = {"completed": "#1f77b4", "stopped": "#9e9e9e", "running": "#ff7f0e", "diverged": "#d62728",
-                  "pending": "#bdbdbd", "oom": "#8c564b", "error": "#e377c2"}
 HOVER_FIELDS = ("trial_id", "name", "outcome", "cardinality", "width", "depths", "gflops", "mparams",
                 "epochs", "acc_pct", "images_per_second")
 HOVER = ("<b>%{customdata[1]}</b><br>trial %{customdata[0]} (%{customdata[2]}, %{customdata[8]} epochs)<br>"
@@ -58,24 +57,13 @@ class Section:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _clean(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        if math.isnan(value):
-            return None
-        value = float(value)
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def _list(values) -> list:
-    return [_clean(v) for v in values]
+    return [json_value(v) for v in values]
 
 
 def _customdata(df: pd.DataFrame) -> list[list]:
     df = df.assign(acc_pct=100 * df["accuracy"])
-    return [[_clean(v) for v in row] for row in df[list(HOVER_FIELDS)].itertuples(index=False)]
+    return [[json_value(v) for v in row] for row in df[list(HOVER_FIELDS)].itertuples(index=False)]
 
 
 def basis(run: RunData) -> tuple[pd.DataFrame, str]:
@@ -181,7 +169,7 @@ def _trial_points(data: pd.DataFrame, x: str, color: str, xpos_of, offsets: dict
 
 def _coloraxis(values, label: str) -> dict:
     """A viridis colour axis over log2(values), with a colour bar labelled in the values themselves."""
-    vals = sorted({_clean(v) for v in values if v is not None and not math.isnan(v)})
+    vals = sorted({json_value(v) for v in values if v is not None and not math.isnan(v)})
     if not vals:
         return {}
     lo, hi = math.log2(vals[0]), math.log2(vals[-1])
@@ -196,18 +184,18 @@ def _coloraxis(values, label: str) -> dict:
 
 
 def _log2_axis(values) -> dict:
-    vals = sorted({_clean(v) for v in values if v is not None and not math.isnan(v)})
+    vals = sorted({json_value(v) for v in values if v is not None and not math.isnan(v)})
     if len(vals) > 10:  # powers of two only, else the labels collide
         vals = [2**k for k in range(math.floor(math.log2(vals[0])), math.ceil(math.log2(vals[-1])) + 1)]
     return dict(type="log", tickvals=vals, ticktext=[_int_label(v) for v in vals])
 
 
 def _log_pos(v, off):
-    return _clean(v * 2**off)
+    return json_value(v * 2**off)
 
 
 def _lin_pos(v, off):
-    return _clean(v + off)
+    return json_value(v + off)
 
 
 def _empty(key: str, title: str, note: str) -> Section:
@@ -225,7 +213,7 @@ def accuracy_vs(run: RunData, x: str, color: str, *, key: str, title: str, x_tit
     xpos = _log_pos if log_x else _lin_pos
     offsets = _offsets(data, x, color, 0.45 if log_x else 0.6)
     fig = go.Figure()
-    for tr in _spread_traces(base, x, lambda v: _clean(v), "#333333", "median (trend)", True):
+    for tr in _spread_traces(base, x, lambda v: json_value(v), "#333333", "median (trend)", True):
         fig.add_trace(tr)
     for tr in _trial_points(data, x, color, xpos, offsets):
         fig.add_trace(tr)
@@ -260,7 +248,7 @@ def accuracy_vs_depth(run: RunData) -> Section:
                         subplot_titles=["total (blocks)"] + [f"stage {i + 1}" for i in range(len(stages))])
     for i, col in enumerate(cols, start=1):
         d = data[data[col].notna()]
-        for tr in _spread_traces(base, col, lambda v: _clean(v), "#333333", "median (trend)", i == 1):
+        for tr in _spread_traces(base, col, lambda v: json_value(v), "#333333", "median (trend)", i == 1):
             fig.add_trace(tr, row=1, col=i)
         for tr in _trial_points(d, col, "cardinality", _lin_pos, _offsets(d, col, "cardinality", 0.6),
                                 showlegend=i == 1):
@@ -311,7 +299,7 @@ def matched_sweep(run: RunData) -> Section:
         x=x_seed, y=_list(done["error"]), mode="markers", name="one seed",
         marker=dict(size=9, color="#1f77b4", opacity=0.8), customdata=_customdata(done),
         hovertemplate=HOVER.replace("<extra></extra>", "<br>seed %{text}<extra></extra>"),
-        text=[str(_clean(s)) for s in done["seed"]], meta={"role": "trials", "x": "setting"},
+        text=[str(json_value(s)) for s in done["seed"]], meta={"role": "trials", "x": "setting"},
     ))
     fig.add_trace(go.Scatter(
         x=[i + 0.08 for i in range(len(table))], y=_list(table["error % (mean)"]), mode="lines+markers",
@@ -348,7 +336,7 @@ def error_edfs(run: RunData) -> Section:
             name=f"C={_int_label(c)} (n={n})", line=dict(color=col, width=2.5),
             hovertemplate=(f"C={_int_label(c)}: %{{y:.0%}} of {n} trials have error ≤ %{{x:.2f}}%"
                            "<extra></extra>"),
-            meta={"role": "edf", "cardinality": _clean(c), "n": n},
+            meta={"role": "edf", "cardinality": json_value(c), "n": n},
         ))
     fig.update_layout(**LAYOUT, legend_title_text="cardinality (trials):")
     fig.update_xaxes(title_text="top-1 validation error (%)")
@@ -411,7 +399,7 @@ def speed(run: RunData) -> Section:
                         subplot_titles=["accuracy vs throughput", "throughput per cardinality"])
     for tr in _trial_points(data, "images_per_second", "cardinality", _lin_pos, {}):
         fig.add_trace(tr, row=1, col=1)
-    for tr in _spread_traces(data, "cardinality", lambda v: _clean(v), "#333333", "median throughput", False,
+    for tr in _spread_traces(data, "cardinality", lambda v: json_value(v), "#333333", "median throughput", False,
                              y="images_per_second", scale=1.0):
         fig.add_trace(tr, row=1, col=2)
     for tr in _trial_points(data, "cardinality", "cardinality", _log_pos, {}, y="images_per_second",
@@ -448,7 +436,7 @@ def learning_curves(run: RunData) -> Section:
         g = groups[tid]
         outcome = _outcome_of(info, tid)
         name = info.at[tid, "name"] if tid in info.index else tid
-        color = OUTCOME_COLORS.get(outcome, "#7f7f7f")
+        color = OUTCOME_COLORS.get(outcome, OTHER_COLOR)
         fig.add_trace(go.Scatter(
             x=_list(g["epoch"]), y=_list(g["val_accuracy"] * 100), mode="lines+markers",
             line=dict(color=color, width=1.2 if outcome == "stopped" else 2),
@@ -461,8 +449,8 @@ def learning_curves(run: RunData) -> Section:
         ))
         shown.add(outcome)
         if outcome == "stopped":
-            stops_x.append(_clean(g["epoch"].iloc[-1]))
-            stops_y.append(_clean(g["val_accuracy"].iloc[-1] * 100))
+            stops_x.append(json_value(g["epoch"].iloc[-1]))
+            stops_y.append(json_value(g["val_accuracy"].iloc[-1] * 100))
             stops_cd.append([tid, name])
     if stops_x:
         fig.add_trace(go.Scatter(
@@ -508,78 +496,6 @@ def importance(run: RunData) -> Section:
     return Section(key, title, fig, f"{ev_name} from optuna.importance on {note}")
 
 
-def param_importances(run: RunData) -> tuple[dict[str, float], str, str]:
-    """Rebuild an in-memory Optuna study from trials.csv's param_ columns and ask optuna.importance.
-
-    Returns (importances by column, evaluator name, note); empty importances with a note saying why
-    when the run does not allow it.
-    """
-    import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    done = run.completed()
-    params = [c for c in param_columns(done) if done[c].notna().any()]
-    if not params:
-        return {}, "", "trials.csv has no param_ columns: the sampler's parameters are unknown."
-    if len(done) < 3:
-        return {}, "", f"Needs at least 3 completed trials; this run has {len(done)}."
-    dists = {}
-    for col in params:
-        vals = done[col].dropna()
-        num = pd.to_numeric(vals, errors="coerce")
-        if num.notna().all():
-            uniq = sorted({_clean(v) for v in num})
-            if len(uniq) < 2:
-                continue
-            if col == "param_cardinality" or not all(isinstance(v, int) for v in uniq) and len(uniq) <= 8:
-                dists[col] = CategoricalDistribution(uniq)
-            elif all(isinstance(v, int) for v in uniq):
-                dists[col] = IntDistribution(int(uniq[0]), int(uniq[-1]))
-            else:
-                lo, hi = float(uniq[0]), float(uniq[-1])
-                dists[col] = FloatDistribution(lo, hi, log=lo > 0 and hi / lo >= 100)
-        else:
-            uniq = sorted({str(v) for v in vals})
-            if len(uniq) >= 2:
-                dists[col] = CategoricalDistribution(uniq)
-    if not dists:
-        return {}, "", "Every parameter took a single value over the completed trials: nothing to rank."
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize")
-    trials = []
-    for _, row in done.iterrows():
-        p = {}
-        for col, dist in dists.items():
-            v = row[col]
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                continue
-            v = _clean(v) if not isinstance(dist, CategoricalDistribution) or not isinstance(
-                dist.choices[0], str) else str(v)
-            if isinstance(dist, CategoricalDistribution) and v not in dist.choices:
-                continue
-            p[col] = v
-        trials.append(optuna.trial.create_trial(value=float(row["accuracy"]), params=p,
-                                                distributions={k: dists[k] for k in p}))
-    study.add_trials(trials)
-    try:
-        import sklearn  # noqa: F401  (fANOVA's random forest)
-
-        evaluator, ev_name = optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
-    except ImportError:
-        q = min(0.5, max(0.1, 5 / len(done)))
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=q)
-        ev_name = f"PED-ANOVA (top {q:.0%} of trials vs all; fANOVA needs scikit-learn)"
-    try:
-        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
-        return {}, ev_name, f"optuna.importance could not rank the parameters: {exc}"
-    skipped = sorted(set(params) - set(dists))
-    note = f"the {len(done)} completed trials (target: best validation accuracy)."
-    if skipped:
-        note += f" Constant, so left out: {', '.join(s.removeprefix('param_') for s in skipped)}."
-    return dict(values), ev_name, note
-
-
 def build_sections(run: RunData) -> list[Section]:
     """All figure sections, in report order."""
     sections = [
@@ -599,4 +515,4 @@ def build_sections(run: RunData) -> list[Section]:
     return [s for s in sections if not s.skip]
 
 
-__all__ = ["Section", "basis", "build_sections", "pareto_front", "param_importances"]
+__all__ = ["Section", "basis", "build_sections", "importance", "pareto_front"]

@@ -21,26 +21,25 @@ import pandas as pd
 
 from search_spaces import Architecture, ArchitectureError
 
-from .cli import UsageError
+from ..errors import SettingError
+from .schema import (
+    EPOCH_COLUMNS,
+    EPOCHS_CSV,
+    FAILED,
+    MEASURED,
+    OUTCOMES,
+    SEARCH_JSON,
+    TRIAL_COLUMNS,
+    TRIALS_CSV,
+    columns_of,
+)
 
-# Outcomes, in the order the report lists them.
-OUTCOMES = ("completed", "stopped", "running", "pending", "diverged", "oom", "error")
-# Trials whose accuracy is a real measurement (possibly at an earlier epoch than max_epochs).
-MEASURED = ("completed", "stopped", "running")
-FAILED = ("diverged", "oom", "error")
-
-INT_COLUMNS = ("cardinality", "width", "depth_total", "flops", "flops_train", "params", "epochs", "seed",
-               "batch_size")
-FLOAT_COLUMNS = ("val_accuracy", "best_val_accuracy", "val_loss", "train_loss", "images_per_second",
-                 "seconds", "lr")
-STR_COLUMNS = ("trial_id", "status", "outcome", "reason", "arch", "name", "depths", "cardinalities",
-               "group_widths", "checkpoint")
-EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "val_accuracy", "val_loss", "images_per_second",
-                 "epoch_seconds", "seconds")
+STR_COLUMNS = columns_of(TRIAL_COLUMNS, str)
+NUMBER_COLUMNS = columns_of(TRIAL_COLUMNS, int, float)
 
 
-class RunDataError(UsageError):
-    """The run directory cannot be analysed (missing, or no trials.csv): one line, exit code 2."""
+class RunDataError(SettingError):
+    """A run directory (`run_dir`) or an output setting (`top`, `out`) the report cannot work with."""
 
 
 @dataclass
@@ -97,22 +96,25 @@ def param_columns(trials: pd.DataFrame) -> list[str]:
 def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunDataError(f"{run_dir}: not a run directory (a file; give the directory that holds trials.csv)")
+        raise RunDataError("run_dir", "{path}: not a run directory (a file; give the directory that holds "
+                           "{file})", path=run_dir, file=TRIALS_CSV)
     if not run_dir.is_dir():
-        raise RunDataError(f"{run_dir}: no such run directory")
-    trials_csv = run_dir / "trials.csv"
+        raise RunDataError("run_dir", "{path}: no such run directory", path=run_dir)
+    trials_csv = run_dir / TRIALS_CSV
     if not trials_csv.is_file():
-        raise RunDataError(f"{run_dir}: no trials.csv (is this a search run directory?)")
+        raise RunDataError("run_dir", "{path}: no {file} (is this a search run directory?)", path=run_dir,
+                           file=TRIALS_CSV)
     warnings: list[str] = []
-    search = _read_search(run_dir / "search.json", warnings)
+    search = _read_search(run_dir / SEARCH_JSON, warnings)
     try:
         raw = pd.read_csv(trials_csv, dtype={"trial_id": str}, keep_default_na=True)
     except pd.errors.EmptyDataError:
         raw = pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise RunDataError(f"{trials_csv}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        raise RunDataError("run_dir", "{path}: not a readable CSV ({why})", path=trials_csv,
+                           why=str(exc).splitlines()[0]) from None
     trials = normalize_trials(raw, warnings)
-    epochs = _read_epochs(run_dir / "epochs.csv", warnings)
+    epochs = _read_epochs(run_dir / EPOCHS_CSV, warnings)
     return RunData(run_dir, search, trials, epochs, warnings)
 
 
@@ -170,7 +172,7 @@ def normalize_trials(raw: pd.DataFrame, warnings: list[str] | None = None) -> pd
         if col not in df.columns:
             df[col] = ""
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
-    for col in INT_COLUMNS + FLOAT_COLUMNS:
+    for col in NUMBER_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)

@@ -1,0 +1,39 @@
+"""The report side of a search: read a run directory, draw its figures, write report.html, export the
+best architectures. Plain files in, plain files out: no Ray, and it knows no command line (its errors
+are `RunDataError`s naming the setting; nas.analyze and nas.export turn them into `--flag: ...`).
+
+    schema.py      the run directory's format: file names, columns and dtypes, outcomes, colours
+    run_data.py    load_run: the run directory into pandas
+    figures.py     the plotly figures
+    importance.py  hyperparameter importance (optuna.importance)
+    html.py        the page
+    write.py       write_report: report.html, trials.parquet, architectures/*.json
+    export.py      export_top: the best architectures, with the best one's weights
+
+Its names load on first use (PEP 562 `__getattr__`), on purpose: the search's driver imports
+nas.report.schema to write the run directory, and should not pay for pandas and plotly to do so.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "export_top": "export", "Section": "figures", "build_sections": "figures", "pareto_front": "figures",
+    "param_importances": "importance", "RunData": "run_data", "RunDataError": "run_data",
+    "load_run": "run_data", "normalize_trials": "run_data", "OUTCOMES": "schema", "json_value": "schema",
+    "report_run": "write", "write_report": "write",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'nas.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,69 @@
+"""The run directory's format, defined once: file names, the columns of trials.csv and epochs.csv with
+their dtypes, the trial outcomes and their colours, and the one NaN/numpy -> JSON conversion.
+
+The search writes it (nas.orchestration.callbacks), the report and the export read it
+(nas.report.run_data); tests/fake_run.py writes it too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+SEARCH_JSON = "search.json"  # the settings a search was started with (nas.orchestration.settings)
+TRIALS_CSV = "trials.csv"  # one row per trial
+EPOCHS_CSV = "epochs.csv"  # one row per trial per epoch
+BEST_JSON = "best.json"  # the best architecture, resnext-arch/1
+REPORT_HTML = "report.html"
+TRIALS_PARQUET = "trials.parquet"
+ARCHITECTURES = "architectures"  # architectures/<trial_id>.json, one per trial
+EXPORT = "export"  # nas.export's default output folder
+
+# trials.csv, in the order the search writes it. Readers get every column with this dtype; int columns
+# are read as floats with NaN for empty cells (pandas' nullable ints do not survive plotly). The search
+# adds `depth_<i>` (one per stage) and `param_<name>` (the searcher's parameters) after these.
+TRIAL_COLUMNS: dict[str, type] = {
+    "trial_id": str, "status": str, "outcome": str, "reason": str, "name": str, "cardinality": int,
+    "width": int, "depths": str, "depth_total": int, "cardinalities": str, "group_widths": str, "flops": int,
+    "flops_train": int, "params": int, "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
+    "train_loss": float, "epochs": int, "images_per_second": float, "seconds": float, "seed": int,
+    "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str,
+}
+EPOCH_COLUMNS: dict[str, type] = {
+    "trial_id": str, "epoch": int, "train_loss": float, "val_accuracy": float, "val_loss": float,
+    "images_per_second": float, "epoch_seconds": float, "seconds": float,
+}
+
+
+def columns_of(table: dict[str, type], *dtypes: type) -> tuple[str, ...]:
+    return tuple(c for c, t in table.items() if t in dtypes)
+
+
+# Outcomes, in the order the report lists them.
+OUTCOMES = ("completed", "stopped", "running", "pending", "diverged", "oom", "error")
+# Trials whose accuracy is a real measurement (possibly at an earlier epoch than max_epochs).
+MEASURED = ("completed", "stopped", "running")
+FAILED = ("diverged", "oom", "error")
+# Figures and badges (white text on these) share one map; grey for anything else.
+OUTCOME_COLORS = {"completed": "#1f77b4", "stopped": "#7f7f7f", "running": "#ff7f0e", "pending": "#aaaaaa",
+                  "diverged": "#d62728", "oom": "#8c564b", "error": "#e377c2"}
+OTHER_COLOR = "#555555"
+
+
+def json_value(value: Any) -> Any:
+    """A cell as plain JSON: NaN -> None, numpy scalars -> Python, integral floats -> int."""
+    if hasattr(value, "item") and not isinstance(value, float | int | str):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        value = float(value)  # np.float64 is a float, but not a plain one
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    return value
+
+
+__all__ = [
+    "ARCHITECTURES", "BEST_JSON", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED",
+    "OTHER_COLOR", "OUTCOMES", "OUTCOME_COLORS", "REPORT_HTML", "SEARCH_JSON", "TRIALS_CSV",
+    "TRIALS_PARQUET", "TRIAL_COLUMNS", "columns_of", "json_value",
+]
