@@ -16,10 +16,13 @@ _HOMES = {
     "TrainConfig": "loop", "TrainConfigError": "loop", "train": "loop", "resolve_device": "loop",
     "cpu_defaults": "loop",
     "DATASET_NAMES": "datasets", "Dataset": "datasets", "DatasetError": "datasets", "load_dataset": "datasets",
+    "describe_dataset": "datasets", "DatasetInfo": "datasets", "FractionalOOM": "loop", "check_device": "loop",
+    "default_val_size": "loop", "check_writable_dir": "checkpoint", "NotWritableError": "checkpoint",
+    "trial_device": "trainable",
     "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "train_trial": "trainable",
 }
-_RENAMED = {"DATASET_NAMES": "NAMES"}  # the name in its module
+_RENAMED = {"DATASET_NAMES": "NAMES", "describe_dataset": "describe"}  # the name in its module
 
 __all__ = sorted(_HOMES)
 

@@ -88,24 +88,14 @@ class SearchSettings:
 # --- datasets: channels and classes decide the architecture's ends ---------------------------------
 
 def dataset_shape(dataset: str, data_dir: str | None) -> tuple[int, int, int]:
-    """(channels, classes, native resolution) of a dataset, without loading it."""
-    if dataset in _KNOWN_SHAPES:
-        return _KNOWN_SHAPES[dataset]
-    if dataset.startswith("imagefolder:"):
-        root = Path(dataset.split(":", 1)[1]).expanduser()
-        train = root / "train" if (root / "train").is_dir() else root
-        classes = [p for p in train.iterdir() if p.is_dir()] if train.is_dir() else []
-        if not classes:
-            raise SearchConfigError("dataset", "{root} holds no class folders (expected PATH/<class>/<image> "
-                                    "or PATH/train/<class>/<image>)", root=root)
-        return 3, len(classes), 224
-    raise SearchConfigError("dataset", "unknown dataset {given!r}; accepted: {names}, imagefolder:PATH",
-                            given=dataset, names=", ".join(_KNOWN_SHAPES))
+    """(channels, classes, native resolution) of a dataset, without loading it (trials' registry)."""
+    from trials import DatasetError, describe_dataset  # imports torch: only when a search is set up
 
-
-# What trials.datasets loads for each name (synthetic: its default shape).
-_KNOWN_SHAPES = {"fashion-mnist": (1, 10, 28), "cifar10": (3, 10, 32), "cifar100": (3, 100, 32),
-                 "synthetic": (3, 10, 32)}
+    try:
+        info = describe_dataset(dataset)
+    except DatasetError as exc:
+        raise SearchConfigError("dataset", "{error}", error=str(exc)) from None
+    return info.channels, info.classes, info.resolution
 
 
 def train_resolution(settings: SearchSettings) -> int:
