@@ -130,7 +130,7 @@ def importance_figure(imp: Importance, fidelity: Fidelity, ci: float = 0.95) -> 
     if imp.reason:
         fig.add_annotation(text=imp.reason, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                            font=dict(size=15))
-        fig.update_layout(**LAYOUT, height=220, title=dict(text=f"Parameter importance — {fidelity.title}",
+        fig.update_layout(**{**LAYOUT, "height": 220}, title=dict(text=f"Parameter importance — {fidelity.title}",
                                                            x=0.01), meta={"role": "importance-none",
                                                                           "reason": imp.reason})
         fig.update_xaxes(visible=False)
@@ -145,7 +145,7 @@ def importance_figure(imp: Importance, fidelity: Fidelity, ci: float = 0.95) -> 
         hovertemplate="%{y}: mean %{x:.0%}, interval %{customdata[0]:.0%} to %{customdata[1]:.0%}<extra></extra>",
         meta={"role": "importance", "n": imp.n, "n_boot": imp.n_boot},
     ))
-    fig.update_layout(**LAYOUT, height=max(280, 110 + 40 * len(t)),
+    fig.update_layout(**{**LAYOUT, "height": max(280, 110 + 40 * len(t))},
                       title=dict(text=f"Parameter importance ({imp.evaluator}) — {fidelity.title}, "
                                       f"{ci:.0%} interval over {imp.n_boot} resamples", x=0.01))
     fig.update_xaxes(title_text="importance (normalised, sums to 1)", tickformat=".0%", rangemode="tozero")
