@@ -88,7 +88,7 @@ def _edf_trace(label: str, values, color: str, role: str, extra: dict) -> go.Sca
     y = curve["fraction"].to_numpy()
     return go.Scatter(
         x=_list(np.r_[x[:1], x]), y=_list(np.r_[0.0, y]), mode="lines", line_shape="hv",
-        name=f"{label} (n={n})", line=dict(color=color, width=2.5),
+        name=f"{label} (n={n})", line=dict(color=color, width=2.5), showlegend=True,
         hovertemplate=f"{label}: %{{y:.0%}} of {n} trials have error ≤ %{{x:.2f}}%<extra></extra>",
         meta={"role": role, "label": label, "n": n, **extra},
     )
@@ -173,9 +173,10 @@ def rank_scatter(ra: RankAgreement, *, proxy_label: str = "search (proxy) accura
         fig.add_trace(go.Scatter(x=_list(row["proxy"] * 100), y=_list(row["mean"] * 100), mode="markers",
                                  name=name, marker=dict(size=20, symbol=symbol, line=dict(width=2)),
                                  hoverinfo="skip", meta={"role": "best", "arch": str(arch)}))
-    stays = "" if ra.reason else (" — the best stays best" if ra.best_stays_best else
-                                  f" — the proxy's best is not the validated best (gap {100 * ra.best_gap:.2f} pts)")
-    fig.update_layout(**LAYOUT, title=dict(text=ra.describe() + stays, x=0.01),
+    stays = "" if ra.reason else ("<br>the best stays best" if ra.best_stays_best else
+                                  f"<br>the proxy's best is not the validated best (gap {100 * ra.best_gap:.2f} pts)")
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=70, r=30, t=90, b=60)},
+                      title=dict(text=ra.describe() + stays, x=0.01),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     fig.update_xaxes(title_text=f"{proxy_label} (%)")
     fig.update_yaxes(title_text=f"{validated_label} (%)")
