@@ -1,0 +1,71 @@
+"""A real 2-node Ray cluster (tests/ray_cluster.py) with the run stored on an S3 server: trials on both
+nodes, a worker node killed mid-trial, and a local storage path refused on a multi-node cluster."""
+
+import json
+import sys
+import time
+import uuid
+
+import pytest
+
+from tests.ray_cluster import ray_cluster  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def driver(cluster, *args, timeout=120):
+    out = cluster.run([sys.executable, "-m", "tests.cluster_driver", *args], timeout=timeout)
+    return _result(out.stdout + out.stderr, out.returncode)
+
+
+def _result(text, rc):
+    lines = [ln for ln in text.splitlines() if ln.startswith("RESULT ")]
+    assert lines, f"driver exited {rc} without a result:\n{text[-4000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_local_storage_is_refused_on_two_nodes(ray_cluster, tmp_path):  # noqa: F811
+    result = driver(ray_cluster, "refuse", str(tmp_path / "runs"))
+    assert result["refused"] is not None
+    assert result["refused"].startswith(f"storage_path: {tmp_path / 'runs'} is a local path but the Ray "
+                                        "cluster has 2 nodes")
+    assert "s3://" in result["refused"] and "\n" not in result["refused"]
+
+
+def test_trials_run_on_both_nodes_with_storage_on_s3(ray_cluster):  # noqa: F811
+    name = f"place-{uuid.uuid4().hex[:6]}"
+    result = driver(ray_cluster, "place", ray_cluster.s3.uri("runs"), name)
+    trials = sorted(result["trials"], key=lambda t: t["where"])
+    assert [(t["where"], t["ran_on"], t["score"], t["error"]) for t in trials] == [
+        ("head", "head", 2, None), ("worker", "worker", 2, None)]
+    assert result["nodes"] == 2
+    for t in trials:  # each node persisted its own checkpoints to the bucket
+        assert t["checkpoint"].endswith("/checkpoint_000001")
+        assert t["checkpoint"] + "/epoch" in result["files"]
+    assert any(f.startswith("experiment_state-") for f in result["files"])
+
+
+def test_killing_the_worker_node_loses_nothing(ray_cluster, tmp_path):  # noqa: F811
+    name = f"survive-{uuid.uuid4().hex[:6]}"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    proc = ray_cluster.popen([sys.executable, "-m", "tests.cluster_driver", "survive", ray_cluster.s3.uri("runs"),
+                              name, str(markers)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (markers / "worker-2").exists():  # two epochs checkpointed on the worker
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.1)
+        raylets = ray_cluster.worker_raylet_pids()
+        assert len(raylets) == 1
+        assert set(raylets) <= set(ray_cluster.kill_worker_node())
+        text, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result = _result(text, proc.returncode)
+    assert result["error"] is None and result["score"] == 8  # finished all 8 epochs
+    assert result["ran_on"] == "head" and result["nodes_alive"] == 1
+    assert result["started_at"] >= 2  # went on from its last checkpoint, not from scratch
+    head_epochs = sorted(int(p.name.split("-")[1]) for p in markers.glob("head-*"))
+    assert head_epochs and head_epochs[0] >= 3 and head_epochs[-1] == 8
