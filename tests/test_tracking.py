@@ -88,7 +88,7 @@ def search(ray_local, tmp_path_factory):
     t0 = time.perf_counter()
     tuner = tune.Tuner(
         toy_trial,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=TRIALS, max_concurrent_trials=2,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=TRIALS, max_concurrent_trials=2, reuse_actors=True,
                                     scheduler=ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",
                                                             mode="max", max_t=MAX_EPOCHS, grace_period=1,
                                                             reduction_factor=2)),
