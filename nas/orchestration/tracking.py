@@ -20,6 +20,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+# label_process lives in trials (the trainable calls it; trials must not import nas): re-exported here.
+from trials.labels import label_process, process_title
+
 JOURNAL_FILE = "optuna.journal"
 # Tune result keys recorded on each Optuna trial (the first epoch's static figures and the last epoch's).
 TRIAL_ATTRS = ("flops", "flops_train", "params", "epoch", "status", "reason", "images_per_second", "seconds")
@@ -327,28 +330,6 @@ def mlflow_callbacks(tracking_uri: str, experiment_name: str, parent_run_id: str
 
 # --- Ray dashboard -----------------------------------------------------------------------------------------
 
-def process_title(trial_id: str, arch_name: str) -> str:
-    return f"ray::trial_{trial_id} {arch_name}"
-
-
-def label_process(trial_id: str, arch_name: str) -> str:
-    """Name this worker process after its trial, as the Ray dashboard (cluster view: the worker's
-    command line), `ps` and `top` show it; every trial actor is otherwise "ray::ImplicitFunc.train".
-
-    Ray resets the title around each actor task (one Tune `train()` call per reported epoch), so a
-    trainable calls this at its start and after each report. Returns the title set."""
-    title = process_title(trial_id, arch_name)
-    try:
-        from ray._raylet import setproctitle  # what Ray itself uses for "ray::…" titles
-    except ImportError:
-        try:
-            from setproctitle import setproctitle
-        except ImportError:
-            return ""
-    setproctitle(title)
-    return title
-
-
 def dashboard_line(url: str, token_path: str | os.PathLike | None = None) -> str:
     """The line to print with the Ray dashboard's URL: Ray (2.52+) asks for a token in the browser."""
     path = token_path or os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
@@ -368,6 +349,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "JOURNAL_FILE", "TrackingError", "dashboard_command", "dashboard_line", "label_process", "load_study",
+    "process_title",
     "log_parent_run", "mlflow_callbacks", "mlflow_tracking_uri", "optuna_storage", "parse_log",
     "start_parent_run", "storage_url", "study_name", "tensorboard_scalars", "tracked_optuna_search",
     "trial_outcome",
