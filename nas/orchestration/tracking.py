@@ -1,0 +1,356 @@
+"""Where a search can be watched with the tools people already have: Optuna storage (optuna-dashboard,
+`optuna.load_study`), TensorBoard (Ray Tune's own event files), MLflow (Ray's MLflow callback), and
+the Ray dashboard (a per-trial process title, the token line).
+
+Ray and Optuna do the work; this module only adds what neither does for us:
+- OptunaSearch tells Optuna a trial's value and state but not what the trial was (its Tune id, FLOPs,
+  params, epochs, outcome): `TrackedOptunaSearch` sets those as user attributes *before* the tell
+  (Tune calls the searcher before any callback, and Optuna refuses attributes on a finished trial).
+- Ray's MLflow callback logs the config flattened; `TrialMLflowLogger` adds the architecture's own
+  columns as params and its JSON as an artifact, nests trials under one parent run per search, and
+  reuses a trial's run when a search is resumed instead of opening a second one.
+Heavy imports (optuna, ray, mlflow) stay inside functions: `import nas.orchestration.tracking` is cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+# label_process lives in trials (the trainable calls it; trials must not import nas): re-exported here.
+from trials.labels import label_process, process_title
+
+JOURNAL_FILE = "optuna.journal"
+# Tune result keys recorded on each Optuna trial (the first epoch's static figures and the last epoch's).
+TRIAL_ATTRS = ("flops", "flops_train", "params", "epoch", "status", "reason", "images_per_second", "seconds")
+TENSORBOARD_TAG = "ray/tune/{metric}"  # what Ray's TBXLoggerCallback names a reported metric
+TRIAL_RUN_TAG = "trial_id"
+PARENT_RUN_TAG = "nas.run_dir"
+
+
+class TrackingError(ValueError):
+    """A tracking setting that cannot work; the message starts with the flag it came from."""
+
+
+# --- Optuna storage ----------------------------------------------------------------------------------
+
+def optuna_storage(target: str | os.PathLike):
+    """The Optuna storage of a search: an RDB URL (`sqlite:///…`, `postgresql://…`) as given, otherwise
+    a JournalStorage file (RUN_DIR/optuna.journal when `target` is a directory).
+
+    The journal file needs no server, several processes can append to it (optuna-dashboard reads it
+    while the search writes), and JournalStorage pickles by path (Ray pickles the searcher into its
+    experiment state; the restored copy replays the file).
+    """
+    import optuna
+
+    text = os.fspath(target)
+    if "://" in text:
+        try:
+            return optuna.storages.RDBStorage(text)
+        except Exception as exc:  # sqlalchemy's errors for a bad URL or an unreachable database
+            raise TrackingError(f"--optuna-storage: cannot open {text!r} ({exc})") from None
+    path = Path(text).expanduser()
+    if path.is_dir() or not path.suffix:
+        path = path / JOURNAL_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(path.resolve()))
+    except OSError as exc:
+        raise TrackingError(f"--optuna-storage: cannot write {path} ({exc.strerror or exc})") from None
+    return optuna.storages.JournalStorage(backend)
+
+
+def study_name(run_name: str) -> str:
+    """One study per search run, named after it (several runs may share one RDB)."""
+    return f"nas-{run_name}"
+
+
+def storage_url(target: str | os.PathLike) -> str:
+    """What to pass to `optuna-dashboard` for `target` (a journal file's path, or the RDB URL).
+    `optuna.load_study(storage=...)` takes URLs only: give it optuna_storage(target) instead."""
+    text = os.fspath(target)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    return str((path / JOURNAL_FILE if path.is_dir() or not path.suffix else path).resolve())
+
+
+def load_study(target: str | os.PathLike, run_name: str):
+    """The search's study, finished or running (read-only use: it does not take part in the search)."""
+    import optuna
+
+    return optuna.load_study(study_name=study_name(run_name), storage=optuna_storage(target))
+
+
+def trial_outcome(result: dict | None, max_epochs: int, error: bool = False) -> str:
+    """The same outcome words as trials.csv: completed, stopped (cut by ASHA or the time budget),
+    diverged, oom, error."""
+    result = result or {}
+    if error:
+        return "error"
+    status = result.get("status", "ok")
+    if status in ("diverged", "oom"):
+        return status
+    return "completed" if int(result.get("epoch", 0) or 0) >= max_epochs else "stopped"
+
+
+@functools.cache
+def _searcher_class():
+    from ray.tune.search.optuna import OptunaSearch
+
+    class TrackedOptunaSearch(OptunaSearch):
+        """OptunaSearch whose trials carry their Tune id, FLOPs, params, epochs and outcome as user
+        attributes (visible in optuna-dashboard and `study.trials_dataframe()`)."""
+
+        def __init__(self, *args, max_epochs: int, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._max_epochs = max_epochs
+            self._last_results: dict[str, dict] = {}  # a failed trial's complete call has no result
+
+        def suggest(self, trial_id: str):
+            config = super().suggest(trial_id)
+            # _ot_trials is OptunaSearch's map Tune id -> Optuna trial (stable since Ray 2.0).
+            ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is not None and config is not None:
+                ot_trial.set_user_attr("ray_trial_id", trial_id)
+            return config
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            self._last_results[trial_id] = {k: result[k] for k in TRIAL_ATTRS if k in result}
+            self._last_results[trial_id]["_step"] = result.get("training_iteration")
+            super().on_trial_result(trial_id, result)
+
+        def _report_final(self, ot_trial, trial_id: str, result: dict | None, last: dict) -> None:
+            # Tune does not pass the result that ends a trial (ASHA's cut or max_t) to on_trial_result,
+            # so Optuna's curve would lack the last epoch (and a trial cut at epoch 1 would have none).
+            if not result or isinstance(self.metric, list) or result.get(self.metric) is None:
+                return
+            step = result.get("training_iteration")
+            if step is not None and step != last.get("_step"):
+                ot_trial.report(result[self.metric], step)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is not None and trial_id not in self._completed_trials:
+                previous = self._last_results.pop(trial_id, {})
+                last = {**previous, **{k: result[k] for k in TRIAL_ATTRS if result and k in result}}
+                attrs = {("epochs" if k == "epoch" else k): v for k, v in last.items()
+                         if v is not None and k != "_step"}
+                attrs["outcome"] = trial_outcome(last, self._max_epochs, error)
+                try:
+                    self._report_final(ot_trial, trial_id, result, previous)
+                    for key, value in attrs.items():
+                        ot_trial.set_user_attr(key, value)
+                except Exception as exc:  # e.g. the trial was finished by an earlier driver
+                    import logging
+
+                    logging.getLogger(__name__).warning("optuna attrs of %s not saved: %s", trial_id, exc)
+            super().on_trial_complete(trial_id, result=result, error=error)
+
+        def restore(self, checkpoint_path: str) -> None:
+            super().restore(checkpoint_path)
+            _fail_orphans(self._ot_study, {t.number for t in self._ot_trials.values()})
+
+    return TrackedOptunaSearch
+
+
+def tracked_optuna_search(space, *, metric, mode, sampler, storage, run_name: str, max_epochs: int):
+    """An OptunaSearch on `storage` (see optuna_storage) under study_name(run_name), recording each
+    trial's attributes; drop-in for `OptunaSearch(space=…, metric=…, mode=…, sampler=…)`."""
+    return __getattr__("TrackedOptunaSearch")(space=space, metric=metric, mode=mode, sampler=sampler, storage=storage,
+                             study_name=study_name(run_name), max_epochs=max_epochs)
+
+
+def _fail_orphans(study, known_numbers: set[int]) -> None:
+    """After a resume: trials the killed driver asked for but never recorded in its saved state stay
+    RUNNING in the storage forever (Tune will not run them); mark them FAIL so the dashboard and the
+    sampler see the truth."""
+    import optuna
+
+    if study is None:
+        return
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.number not in known_numbers:
+            study._storage.set_trial_user_attr(trial._trial_id, "outcome", "lost")
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+
+
+# --- optuna-dashboard ----------------------------------------------------------------------------------
+
+def dashboard_command(target: str | os.PathLike, host: str = "127.0.0.1", port: int = 8080) -> list[str]:
+    """The optuna-dashboard command line for a run's storage (extra `dashboard`)."""
+    return ["optuna-dashboard", storage_url(target), "--host", host, "--port", str(port)]
+
+
+# --- TensorBoard -----------------------------------------------------------------------------------------
+
+def tensorboard_scalars(trial_dir: str | os.PathLike, metric: str = "val_accuracy") -> list[tuple[int, float]]:
+    """(step, value) of `metric` in a trial's event files, read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tag = TENSORBOARD_TAG.format(metric=metric)
+    if tag not in acc.Tags().get("scalars", []):
+        return []
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+# --- MLflow -----------------------------------------------------------------------------------------------
+
+def parse_log(values: list[str] | None) -> dict[str, str | None]:
+    """`--log mlflow[=TRACKING_URI]` (repeatable) -> {"mlflow": uri or None}."""
+    targets: dict[str, str | None] = {}
+    for value in values or []:
+        name, _, uri = value.partition("=")
+        if name != "mlflow":
+            raise TrackingError(f"--log: unknown target {name!r}; accepted: mlflow[=TRACKING_URI]")
+        if "=" in value and not uri:
+            raise TrackingError("--log mlflow=: empty tracking URI")
+        targets[name] = uri or None
+    if "mlflow" in targets:
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise TrackingError("--log mlflow: MLflow is not installed; pip install 'resnext-nas[mlflow]'"
+                                ) from None
+    return targets
+
+
+def mlflow_tracking_uri(uri: str | None, run_dir: str | os.PathLike) -> str:
+    """The URI given, else $MLFLOW_TRACKING_URI, else a SQLite store inside the run directory (MLflow 3
+    refuses new file stores by default; SQLite needs no server)."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+
+
+def _client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+def _experiment_id(client, experiment_name: str, run_dir: str | os.PathLike) -> str:
+    exp = client.get_experiment_by_name(experiment_name)
+    if exp is not None:
+        return exp.experiment_id
+    # Artifacts beside the run (MLflow's default is ./mlruns under whatever directory the user is in).
+    return client.create_experiment(experiment_name,
+                                    artifact_location=(Path(run_dir).resolve() / "mlartifacts").as_uri())
+
+
+def start_parent_run(tracking_uri: str, experiment_name: str, run_dir: str | os.PathLike,
+                     params: dict[str, Any] | None = None) -> str:
+    """The search's parent run (found again by its run directory on --resume); returns its id."""
+    client = _client(tracking_uri)
+    exp_id = _experiment_id(client, experiment_name, run_dir)
+    key = str(Path(run_dir).resolve())
+    found = client.search_runs([exp_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(exp_id, run_name=Path(run_dir).name, tags={PARENT_RUN_TAG: key})
+    for name, value in (params or {}).items():
+        client.log_param(run.info.run_id, name, str(value)[:6000])
+    return run.info.run_id
+
+
+def log_parent_run(tracking_uri: str, run_id: str, run_dir: str | os.PathLike,
+                   files: list[str] | tuple[str, ...] = ("report.html", "best.json", "search.json",
+                                                         "trials.csv"),
+                   metrics: dict[str, float] | None = None) -> list[str]:
+    """Log the search's files (those that exist) and summary metrics on its parent run, and close it.
+    Returns the artifact names logged."""
+    client = _client(tracking_uri)
+    logged = []
+    for name in files:
+        path = Path(run_dir) / name
+        if path.is_file():
+            client.log_artifact(run_id, str(path))
+            logged.append(name)
+    for name, value in (metrics or {}).items():
+        client.log_metric(run_id, name, float(value))
+    client.set_terminated(run_id, "FINISHED")
+    return logged
+
+
+def _arch_params(config: dict) -> dict[str, Any]:
+    """The architecture's own columns (what a person compares runs by), from a trial's config."""
+    from search_spaces import Architecture
+
+    arch = Architecture.from_dict(config["arch"])
+    return {"name": arch.describe(), "cardinality": arch.stages[0].cardinality,
+            "width": arch.stages[0].group_width, "depths": ",".join(map(str, arch.depths))}
+
+
+@functools.cache
+def _mlflow_logger_class():
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class TrialMLflowLogger(MLflowLoggerCallback):
+        """Ray's MLflow callback, plus the architecture as params and JSON artifact, nesting under the
+        search's parent run, and one MLflow run per trial across resumes."""
+
+        def __init__(self, tracking_uri: str, *, experiment_name: str, parent_run_id: str | None = None):
+            tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else None
+            super().__init__(tracking_uri, experiment_name=experiment_name, tags=tags)
+
+        def log_trial_start(self, trial) -> None:
+            client = _client(self.tracking_uri)
+            new = trial not in self._trial_runs
+            if new:
+                found = client.search_runs([self.mlflow_util.experiment_id], max_results=1,
+                                           filter_string=f"tags.{TRIAL_RUN_TAG} = '{trial.trial_id}'")
+                if found:  # a resumed search: the same trial goes on in the same run
+                    self._trial_runs[trial] = found[0].info.run_id
+                    client.update_run(found[0].info.run_id, status="RUNNING")
+                    new = False
+            self.tags = {**(self.tags or {}), TRIAL_RUN_TAG: trial.trial_id}
+            super().log_trial_start(trial)
+            if new and "arch" in trial.config:
+                run_id = self._trial_runs[trial]
+                for key, value in _arch_params(trial.config).items():
+                    client.log_param(run_id, f"arch.{key}", value)
+                client.log_text(run_id, json.dumps(trial.config["arch"], indent=2), "architecture.json")
+
+    return TrialMLflowLogger
+
+
+def mlflow_callbacks(tracking_uri: str, experiment_name: str, parent_run_id: str | None = None,
+                     run_dir: str | os.PathLike | None = None) -> list:
+    """Tune callbacks for `--log mlflow`: add them to RunConfig(callbacks=[...]). With `run_dir`, a new
+    experiment keeps its artifacts there (start_parent_run does the same)."""
+    if run_dir is not None:
+        _experiment_id(_client(tracking_uri), experiment_name, run_dir)
+    logger = __getattr__("TrialMLflowLogger")
+    return [logger(tracking_uri, experiment_name=experiment_name, parent_run_id=parent_run_id)]
+
+
+# --- Ray dashboard -----------------------------------------------------------------------------------------
+
+def dashboard_line(url: str, token_path: str | os.PathLike | None = None) -> str:
+    """The line to print with the Ray dashboard's URL: Ray (2.52+) asks for a token in the browser."""
+    path = token_path or os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
+    return f"Ray dashboard: {url} (its token: `ray get-auth-token`, or the file {path})"
+
+
+def __getattr__(name: str):
+    # The Ray-derived classes are built on first use (importing this module stays cheap) but live at
+    # module level under their own names, so plain pickle (Ray's searcher state) finds them by reference.
+    makers = {"TrackedOptunaSearch": _searcher_class, "TrialMLflowLogger": _mlflow_logger_class}
+    if name not in makers:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = makers[name]()
+    cls.__module__, cls.__qualname__ = __name__, name
+    return cls
+
+
+__all__ = [
+    "JOURNAL_FILE", "TrackingError", "dashboard_command", "dashboard_line", "label_process", "load_study",
+    "process_title",
+    "log_parent_run", "mlflow_callbacks", "mlflow_tracking_uri", "optuna_storage", "parse_log",
+    "start_parent_run", "storage_url", "study_name", "tensorboard_scalars", "tracked_optuna_search",
+    "trial_outcome",
+]
