@@ -79,6 +79,10 @@ class SearchSettings:
     max_failures: int = 2
     storage_path: str = "nas_runs"
     name: str = ""
+    # Tracking (nas.orchestration.tracking): the Optuna study's storage (None: RUN_DIR/optuna.journal),
+    # and extra trackers, e.g. ["mlflow"] or ["mlflow=sqlite:///m.db"].
+    optuna_storage: str | None = None
+    log: list[str] = field(default_factory=list)
 
     @property
     def run_dir(self) -> Path:
@@ -178,12 +182,25 @@ def validate(settings: SearchSettings) -> None:
     if settings.data_dir is not None and not Path(settings.data_dir).expanduser().is_dir():
         raise SearchConfigError("data_dir", "{path} is not a directory", path=settings.data_dir)
     _check_grace(settings)
+    check_tracking(settings)
     space = resolve_space(settings)
     budget = budget_of(settings)
     if settings.sampler == "grid":
         grid_points(settings, space, budget)  # wrong depths, unreachable budget
     else:
         FeasibleSampler(space, budget)  # unreachable budget: the error gives the space's range
+
+
+def check_tracking(settings: SearchSettings) -> None:
+    """--log targets known (and MLflow installed); --optuna-storage a URL or a path (opened later)."""
+    from .tracking import TrackingError, parse_log
+
+    try:
+        parse_log(settings.log)
+    except TrackingError as exc:  # its message starts with "--log...: "; ours names the field instead
+        raise SearchConfigError("log", "{error}", error=str(exc).split(": ", 1)[-1]) from None
+    if settings.optuna_storage is not None and not settings.optuna_storage.strip():
+        raise SearchConfigError("optuna_storage", "empty; give a path (journal file) or an RDB URL")
 
 
 # --- the run directory and its search.json ----------------------------------------------------------
@@ -258,6 +275,6 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
 
 __all__ = [
     "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
-    "apply_preset", "budget_of", "check_run_dir", "dataset_shape", "grid_points", "load_settings", "proposals",
-    "resolve_space", "train_config", "train_resolution", "validate", "write_search_json",
+    "apply_preset", "budget_of", "check_run_dir", "check_tracking", "dataset_shape", "grid_points", "load_settings",
+    "proposals", "resolve_space", "train_config", "train_resolution", "validate", "write_search_json",
 ]
