@@ -8,9 +8,15 @@ Ray Tune, and the report.
     orchestration/         running a search: settings, Ray, the Tuner, the driver's callbacks
     report/                reading a run directory: its format, figures, report.html, the export
 
+    api.py                 the same from Python: nas.search(...), nas.analyze(run_dir), nas.export(run_dir)
+
 nas imports the other packages only through their roots (`search_spaces`, `trials`).
 """
 
 from search_spaces import Architecture, build_model, load_architecture
 
-__all__ = ["Architecture", "build_model", "load_architecture"]
+from .api import SearchResult, analyze, export, search
+from .errors import SettingError
+
+__all__ = ["Architecture", "SearchResult", "SettingError", "analyze", "build_model", "export", "load_architecture",
+           "search"]

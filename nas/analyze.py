@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .api import callable_command
 from .cli import Parser, positive_int, run_main, setting_errors
 from .report import report_run
 from .report.write import DEFAULT_TOP
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{path} ({len(run.trials)} trials: {counts})")
     return 0
 
+
+# `nas.analyze(...)` is the API function (nas.api), also once `import nas.analyze` made it this module.
+callable_command(__name__)
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

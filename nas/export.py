@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from .api import callable_command
 from .cli import Parser, positive_int, run_main, setting_errors
 from .report import export_top
 from .report.export import DEFAULT_TOP
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"index: {out / 'index.json'}")
     return 0
 
+
+# `nas.export(...)` is the API function (nas.api), also once `import nas.export` made it this module.
+callable_command(__name__)
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

@@ -17,6 +17,7 @@ from pathlib import Path
 from search_spaces import SPACES, BudgetError, complexity, format_flops, parse_flops
 
 from . import orchestration
+from .api import callable_command
 from .cli import (
     Parser,
     UsageError,
@@ -213,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # from the spaces and samplers: bad combinations of valid flags
         raise UsageError(str(exc)) from None
 
+
+# `nas.search(...)` is the API function (nas.api), also once `import nas.search` made it this module.
+callable_command(__name__)
 
 if __name__ == "__main__":
     raise SystemExit(run_main(main))
