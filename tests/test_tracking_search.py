@@ -63,7 +63,7 @@ def run(tmp_path_factory):
         leftovers = searchrun.kill_driver(proc)
     searchrun.kill_pids(leftovers)
     study_before = {t.user_attrs.get("ray_trial_id"): t.number for t in tracking.load_study(run_dir, NAME).trials}
-    out = searchrun.run(["--resume", str(run_dir)], timeout=1200)
+    out = searchrun.run(["--resume", str(run_dir), "--dashboard-port", str(port)], timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return {"port": port, "run_dir": run_dir, "uri": uri, "first_log": log.read_text(), "labels": labels,
             "before": before, "live_report": live_report, "study_before": study_before, "resumed": out.stdout}
