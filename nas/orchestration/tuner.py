@@ -181,6 +181,9 @@ def run(settings: SearchSettings, resume: bool, cluster: dict[str, float], train
           f"scheduler {settings.scheduler} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
           flush=True)
     tuner.fit()
+    # On --resume Tune runs the ResultsTable it unpickled with the Tuner, not `table` (loaded before the
+    # restore, it lacks every trial that ended since): read back what the running one wrote.
+    table.__setstate__(table.__getstate__())
     return finish(settings, table)
 
 
@@ -207,11 +210,12 @@ def finish(settings: SearchSettings, table, log=print) -> dict[str, Any]:
         summary["report"] = str(write_report(run_dir))
     except Exception as exc:  # the report must never lose a finished search
         log(f"warning: report not written: {exc}")
-    summary.update(finish_tracking(settings, summary, log))
+    summary.update(finish_tracking(settings, summary, log, trial_ids=set(frame["trial_id"].astype(str))))
     return summary
 
 
-def finish_tracking(settings: SearchSettings, summary: dict[str, Any], log=print) -> dict[str, Any]:
+def finish_tracking(settings: SearchSettings, summary: dict[str, Any], log=print,
+                    trial_ids: set[str] | None = None) -> dict[str, Any]:
     """The search's files and best accuracy on its MLflow parent run (closed); where to look."""
     from .tracking import log_parent_run, start_parent_run, storage_url
 
@@ -222,12 +226,30 @@ def finish_tracking(settings: SearchSettings, summary: dict[str, Any], log=print
     if uri is not None:
         try:
             metrics = {"best_val_accuracy": summary["best_val_accuracy"]} if "best_val_accuracy" in summary else {}
-            log_parent_run(uri, start_parent_run(uri, settings.name, settings.run_dir), settings.run_dir,
-                           metrics=metrics)
+            parent = start_parent_run(uri, settings.name, settings.run_dir)
+            if trial_ids is not None:
+                _close_lost_mlflow_runs(uri, parent, trial_ids)
+            log_parent_run(uri, parent, settings.run_dir, metrics=metrics)
             out["mlflow"] = uri
         except Exception as exc:  # a tracking server's failure must not lose a finished search
             log(f"warning: MLflow parent run not updated: {exc}")
     return out
+
+
+def _close_lost_mlflow_runs(uri: str, parent: str, trial_ids: set[str]) -> None:
+    """A driver killed after starting a trial but before saving its state leaves that trial's MLflow run
+    RUNNING; Tune never runs it again (the resumed search asks for a new one): mark it KILLED, "lost"
+    (as tracking marks its Optuna trial)."""
+    from mlflow.tracking import MlflowClient
+
+    from .tracking import TRIAL_RUN_TAG
+
+    client = MlflowClient(uri)
+    exp = client.get_run(parent).info.experiment_id
+    for run in client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000):
+        if run.info.status == "RUNNING" and run.data.tags.get(TRIAL_RUN_TAG) not in trial_ids:
+            client.set_tag(run.info.run_id, "outcome", "lost")
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 __all__ = ["build_tuner", "expected_trials", "finish", "finish_tracking", "make_scheduler", "make_searcher", "run",
