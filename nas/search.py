@@ -70,7 +70,8 @@ def build_parser() -> Parser:
     s.add_argument("--depths", type=int_list, help="grid sampler: fixed depths (default 3,4,6,3 / 3,3,3)")
     s.add_argument("--seeds", type=positive_int, default=1, help="grid sampler: seeds per architecture")
     s.add_argument("--objective", type=choice(OBJECTIVES), default="accuracy")
-    s.add_argument("--scheduler", type=choice(SCHEDULERS), default="asha")
+    s.add_argument("--scheduler", type=choice(SCHEDULERS), default=None,
+                   help="asha (default) or none; the grid sweep defaults to none (every point trains fully)")
     s.add_argument("--max-epochs", type=positive_int)
     s.add_argument("--grace-epochs", type=positive_int)
     s.add_argument("--reduction-factor", type=reduction_factor)
@@ -79,6 +80,9 @@ def build_parser() -> Parser:
     s.add_argument("--max-concurrent", type=positive_int)
     s.add_argument("--seed", type=non_negative_int, default=0)
     s.add_argument("--full", action="store_true", help="no CPU scale-down: " + FULL_FLAGS)
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile each trial's model (pays off on long GPU trials; on the CPU preset "
+                        "compiling costs more than it saves: docs/performance.md)")
     r = p.add_argument_group("Ray")
     r.add_argument("--address", type=wrap(parse_host_port), help="join a Ray cluster (HOST:PORT or auto)")
     r.add_argument("--dashboard-host", type=wrap(parse_host), default="127.0.0.1")
@@ -115,7 +119,7 @@ def settings_from_args(args) -> SearchSettings:
         trials=args.trials or 0, time_budget_s=args.time_budget, max_concurrent=args.max_concurrent,
         seed=args.seed, batch_size=args.batch_size, lr=args.lr, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures,
-        storage_path=args.storage_path, name=name,
+        storage_path=args.storage_path, name=name, compile=args.compile,
     )
 
 
@@ -125,6 +129,11 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
         print(f"note: --dry-run shows {settings.sampler}'s start-up proposals with the random sampler",
               file=sys.stderr)
     archs = orchestration.proposals(settings, samples)
+    if settings.sampler == "grid":
+        for line in orchestration.outside_lines(orchestration.grid_points(settings, space, budget)):
+            print(line, file=sys.stderr)
+        if orchestration.scheduler_of(settings) == "asha":
+            print(orchestration.GRID_ASHA_NOTE, file=sys.stderr)
     if not as_json:
         print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), budget {budget} at "
               f"{space.resolution}x{space.resolution} ({space.in_channels} input channels, {space.num_classes} "

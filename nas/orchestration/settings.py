@@ -64,7 +64,7 @@ class SearchSettings:
     depths: list[int] | None = None
     seeds: int = 1
     objective: str = "accuracy"
-    scheduler: str = "asha"
+    scheduler: str | None = None  # None: "asha", or "none" for the grid sweep (scheduler_of)
     max_epochs: int = 12
     grace_epochs: int = 1
     reduction_factor: int = 3
@@ -77,6 +77,7 @@ class SearchSettings:
     gpus_per_trial: float | None = None
     cpus_per_trial: float | None = None
     max_failures: int = 2
+    compile: bool = False  # torch.compile each trial's model (trials.TrainConfig.compile)
     storage_path: str = "nas_runs"
     name: str = ""
 
@@ -124,6 +125,24 @@ def grid_points(settings: SearchSettings, space: SearchSpace, budget: Budget) ->
     return capacity_matched(space, budget, settings.cardinality, settings.match, settings.depths)
 
 
+def outside_lines(points: list[MatchedPoint]) -> list[str]:
+    """One line per sweep point outside the budget's feasible window, saying by how much and why."""
+    return [f"note: sweep point {p.outside}" for p in points if not p.in_budget]
+
+
+# A sweep compares settings at equal training; ASHA would stop most of them after `grace_epochs`
+# (correctness review, finding 4). So grid runs without a scheduler unless one is asked for.
+GRID_ASHA_NOTE = ("note: --scheduler asha with the grid sweep: ASHA stops the settings it ranks low early, so "
+                  "they are compared at unequal training (leave --scheduler out to train every point fully)")
+
+
+def scheduler_of(settings: SearchSettings) -> str:
+    """The scheduler a search runs: the one asked for, else ASHA, except for the grid sweep (none)."""
+    if settings.scheduler is not None:
+        return settings.scheduler
+    return "none" if settings.sampler == "grid" else "asha"
+
+
 def proposals(settings: SearchSettings, samples: int) -> list[Architecture]:
     """What a search would try first, without Ray: the grid's points, or the first `samples` proposals of
     TPE or random sampling (other samplers start with random proposals)."""
@@ -141,7 +160,10 @@ def train_config(settings: SearchSettings, space: SearchSpace) -> dict[str, Any]
         "train_subset": settings.train_subset, "val_size": settings.val_size,
         "train_resolution": settings.train_resolution,
         "budget_resolution": space.resolution, "seed": settings.seed,
-        "batch_size": settings.batch_size, "lr": settings.lr,
+        # Trial seeds (the grid's --seeds) vary initialisation and data order; the validation split and
+        # the training subset stay those of the search's seed (correctness review, finding 20).
+        "split_seed": settings.seed,
+        "batch_size": settings.batch_size, "lr": settings.lr, "compile": settings.compile or None,
     }
     return {k: v for k, v in config.items() if v is not None}
 
@@ -162,7 +184,7 @@ def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[S
         if settings.dataset != "fashion-mnist":
             changes.pop("train_subset", None)
         scaled = dict(changes)
-    settings = replace(settings, **changes)
+    settings = replace(settings, **changes, scheduler=scheduler_of(settings))
     _check_grace(settings)
     return settings, scaled
 
@@ -178,6 +200,9 @@ def validate(settings: SearchSettings) -> None:
     if settings.data_dir is not None and not Path(settings.data_dir).expanduser().is_dir():
         raise SearchConfigError("data_dir", "{path} is not a directory", path=settings.data_dir)
     _check_grace(settings)
+    if settings.scheduler is not None and settings.scheduler not in SCHEDULERS:
+        raise SearchConfigError("scheduler", "unknown scheduler {value!r}; accepted: {accepted}",
+                                value=settings.scheduler, accepted=", ".join(SCHEDULERS))
     space = resolve_space(settings)
     budget = budget_of(settings)
     if settings.sampler == "grid":
@@ -258,6 +283,7 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
 
 __all__ = [
     "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
-    "apply_preset", "budget_of", "check_run_dir", "dataset_shape", "grid_points", "load_settings", "proposals",
-    "resolve_space", "train_config", "train_resolution", "validate", "write_search_json",
+    "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "dataset_shape", "grid_points",
+    "load_settings", "outside_lines", "proposals", "resolve_space", "scheduler_of", "train_config",
+    "train_resolution", "validate", "write_search_json",
 ]

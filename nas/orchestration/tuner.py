@@ -17,11 +17,14 @@ from search_spaces import Architecture, Budget, FeasibleSampler, SearchSpace, fo
 from ..report.schema import BEST_JSON
 from .ray_env import trial_resources
 from .settings import (
+    GRID_ASHA_NOTE,
     SearchConfigError,
     SearchSettings,
     budget_of,
     grid_points,
+    outside_lines,
     resolve_space,
+    scheduler_of,
     train_config,
     train_resolution,
     write_search_json,
@@ -52,11 +55,13 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
 
 
 def make_scheduler(settings: SearchSettings):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
-    if settings.scheduler == "none":
+    from .schedulers import ResumableASHA
+
+    if scheduler_of(settings) == "none":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="training_iteration", metric="val_accuracy", mode="max",
+    return ResumableASHA(settings.run_dir, time_attr="training_iteration", metric="val_accuracy", mode="max",
                          max_t=settings.max_epochs, grace_period=settings.grace_epochs,
                          reduction_factor=settings.reduction_factor)
 
@@ -92,6 +97,10 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         points = grid_points(settings, space, budget)
         print("capacity-matched sweep (" + settings.match + "): " + ", ".join(
             f"{p.cardinality}x{p.width}d {format_flops(p.flops)} {p.params / 1e6:.2f}M" for p in points))
+        for line in outside_lines(points):
+            print(line)
+        if scheduler_of(settings) == "asha":
+            print(GRID_ASHA_NOTE)
         param_space = {"arch": tune.grid_search([p.arch.to_dict() for p in points]),
                        "train": {**train, "seed": tune.grid_search(
                            list(range(settings.seed, settings.seed + settings.seeds)))}}
@@ -141,18 +150,24 @@ def run(settings: SearchSettings, resume: bool, cluster: dict[str, float], train
         write_search_json(settings, space, budget)
     print(f"Search: {settings.trials if settings.sampler != 'grid' else 'grid'} trials, budget {budget} "
           f"at {space.resolution}x{space.resolution}, space {space.name}, sampler {settings.sampler}, "
-          f"scheduler {settings.scheduler} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
+          f"scheduler {scheduler_of(settings)} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
           flush=True)
     tuner.fit()
-    return finish(settings, table)
+    return finish(settings)
 
 
-def finish(settings: SearchSettings, table, log=print) -> dict[str, Any]:
-    """best.json, the summary table, the report."""
-    from .callbacks import format_progress
+def finish(settings: SearchSettings, log=print) -> dict[str, Any]:
+    """best.json, the summary table, the report: ranked from trials.csv as it is on disk now.
 
-    frame = table.frame()
+    Not from the table build_tuner returned: after a resume, the callbacks that ran are the ones
+    Tuner.restore unpickled from tuner.pkl, and that table never saw a trial (correctness review,
+    finding 3).
+    """
+    from .callbacks import ResultsTable, format_progress
+
     run_dir = settings.run_dir
+    # A fresh table only reads trials.csv and epochs.csv (the resolution is used for new rows only).
+    frame = ResultsTable(run_dir, settings.budget_resolution or 224, settings.max_epochs).frame()
     done = frame.dropna(subset=["best_val_accuracy"])
     done = done[done["outcome"].isin(["completed", "stopped"])]
     summary: dict[str, Any] = {"run_dir": str(run_dir), "trials": len(frame),
