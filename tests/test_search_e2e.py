@@ -160,6 +160,10 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
         pd.testing.assert_frame_equal(again.reset_index(drop=True), kept.reset_index(drop=True))
     if moment == "mid-trial":
         assert len(kept) >= 3  # the interrupted trial's first epoch is among them
+    # best.json and the printed summary rank every trial in trials.csv, those run after the resume too
+    top = after.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
+    assert load_architecture(run_dir / "best.json").to_dict() == json.loads(top["arch"])
+    assert f"Best: {top['name']}" in out.stdout
 
 
 def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path):
