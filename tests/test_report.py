@@ -206,9 +206,12 @@ def test_learning_curves_show_where_asha_stopped(asha_run, asha_figs):
     assert axis_title(fig).startswith("epoch")
 
 
-def test_importance_ranks_the_sampled_parameters(asha_figs):
+def test_importance_ranks_the_trained_architecture_not_the_sampler_encoding(asha_figs):
+    # trials.csv holds the sampler's encoded param_*_pos / param_cardinality_index columns too; the
+    # figure ranks what trained: cardinality, width and the depths (base width is constant here).
     bar = role_traces(asha_figs["importance"], "importance")[0]
-    assert {"cardinality", "width"} <= set(bar["y"])
+    assert {"cardinality", "width", "depth_1", "depth_4"} <= set(bar["y"])
+    assert not [y for y in bar["y"] if y.endswith(("_pos", "_index"))], bar["y"]
     assert sum(bar["x"]) == pytest.approx(1.0)
 
 

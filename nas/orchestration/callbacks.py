@@ -34,6 +34,7 @@ def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
         "name": arch.describe(),
         "cardinality": arch.stages[0].cardinality,
         "width": arch.stages[0].group_width,
+        "base_width": arch.stages[0].out_channels,
         "depths": ",".join(map(str, arch.depths)),
         "depth_total": sum(arch.depths),
         "cardinalities": ",".join(map(str, arch.cardinalities)),

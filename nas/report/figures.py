@@ -492,7 +492,7 @@ def importance(run: RunData) -> Section:
     fig.update_layout(height=max(260, 80 + 40 * len(names)))
     fig.update_xaxes(title_text="importance for validation accuracy (normalised, sums to 1)",
                      tickformat=".0%")
-    fig.update_yaxes(title_text="Optuna parameter")
+    fig.update_yaxes(title_text="searched dimension (as trained)")
     return Section(key, title, fig, f"{ev_name} from optuna.importance on {note}")
 
 

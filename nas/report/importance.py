@@ -1,8 +1,14 @@
-"""Hyperparameter importance: which of the searcher's parameters explain validation accuracy.
+"""Hyperparameter importance: which architecture dimensions (and other searched settings) explain
+validation accuracy.
 
 An analysis, not a figure (nas.report.figures draws it): the completed trials are replayed into an
-in-memory Optuna study and optuna.importance ranks the parameters. optuna is imported inside the
-function on purpose, so that loading the report's modules stays cheap.
+in-memory Optuna study and optuna.importance ranks the parameters. What is ranked is what trained:
+the architecture's own columns (cardinality, width, base width, depths), not the sampler's encoding
+of them. Ray copies the sampler's suggested values into each trial's config, so trials.csv also holds
+`param_cardinality_index` and `param_*_pos` columns (search_spaces.sampling's fixed-distribution
+encoding): positions within ranges that change with the other choices, meaningless on their own.
+Other `param_` columns (a searched learning rate, say) are ranked as they are. optuna is imported
+inside the function on purpose, so that loading the report's modules stays cheap.
 """
 
 from __future__ import annotations
@@ -13,6 +19,27 @@ import pandas as pd
 
 from .run_data import RunData, param_columns
 from .schema import json_value
+
+# Architecture columns ranked as the values that trained; cardinality and base width are sets of
+# choices (1, 2, 4, ... / 64, 128, 256), not ranges.
+ARCH_COLUMNS = ("cardinality", "width", "base_width")
+CATEGORICAL = ("cardinality", "base_width", "param_cardinality")
+
+
+def _encoded(column: str) -> bool:
+    """A sampler-encoding column (search_spaces.sampling): `param_..._index` or `param_..._pos`."""
+    return column.startswith("param_") and column.endswith(("_index", "_pos"))
+
+
+def searched_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns importance ranks: the trained architecture values, then other searched settings."""
+    depths = sorted((c for c in frame.columns if c.startswith("depth_") and c.removeprefix("depth_").isdigit()),
+                    key=lambda c: int(c.removeprefix("depth_")))
+    arch = [c for c in (*ARCH_COLUMNS, *depths) if c in frame.columns]
+    # Old runs recorded the architecture itself as param_cardinality, param_width, param_depth_<i>:
+    # those duplicate the architecture columns.
+    duplicates = {f"param_{c}" for c in arch}
+    return arch + [c for c in param_columns(frame) if not _encoded(c) and c not in duplicates]
 
 
 def param_importances(run: RunData) -> tuple[dict[str, float], str, str]:
@@ -25,9 +52,9 @@ def param_importances(run: RunData) -> tuple[dict[str, float], str, str]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     done = run.completed()
-    params = [c for c in param_columns(done) if done[c].notna().any()]
+    params = [c for c in searched_columns(done) if done[c].notna().any()]
     if not params:
-        return {}, "", "trials.csv has no param_ columns: the sampler's parameters are unknown."
+        return {}, "", "trials.csv has no architecture or param_ columns: nothing to rank."
     if len(done) < 3:
         return {}, "", f"Needs at least 3 completed trials; this run has {len(done)}."
     dists = {}
@@ -38,7 +65,7 @@ def param_importances(run: RunData) -> tuple[dict[str, float], str, str]:
             uniq = sorted({json_value(v) for v in num})
             if len(uniq) < 2:
                 continue
-            if col == "param_cardinality" or not all(isinstance(v, int) for v in uniq) and len(uniq) <= 8:
+            if col in CATEGORICAL or not all(isinstance(v, int) for v in uniq) and len(uniq) <= 8:
                 dists[col] = CategoricalDistribution(uniq)
             elif all(isinstance(v, int) for v in uniq):
                 dists[col] = IntDistribution(int(uniq[0]), int(uniq[-1]))
@@ -87,4 +114,4 @@ def param_importances(run: RunData) -> tuple[dict[str, float], str, str]:
     return dict(values), ev_name, note
 
 
-__all__ = ["param_importances"]
+__all__ = ["param_importances", "searched_columns"]

@@ -196,6 +196,7 @@ def normalize_trials(raw: pd.DataFrame, warnings: list[str] | None = None) -> pd
         fill = {
             "cardinality": arch.stages[0].cardinality,
             "width": arch.stages[0].group_width,
+            "base_width": arch.stages[0].out_channels,
             "depth_total": sum(arch.depths),
             **{f"depth_{i + 1}": d for i, d in enumerate(arch.depths)},
         }

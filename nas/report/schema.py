@@ -22,9 +22,11 @@ EXPORT = "export"  # nas.export's default output folder
 # trials.csv, in the order the search writes it. Readers get every column with this dtype; int columns
 # are read as floats with NaN for empty cells (pandas' nullable ints do not survive plotly). The search
 # adds `depth_<i>` (one per stage) and `param_<name>` (the searcher's parameters) after these.
+# `base_width` is the first stage's output width (256 in the paper's template; doubling per stage).
 TRIAL_COLUMNS: dict[str, type] = {
     "trial_id": str, "status": str, "outcome": str, "reason": str, "name": str, "cardinality": int,
-    "width": int, "depths": str, "depth_total": int, "cardinalities": str, "group_widths": str, "flops": int,
+    "width": int, "base_width": int, "depths": str, "depth_total": int, "cardinalities": str, "group_widths": str,
+    "flops": int,
     "flops_train": int, "params": int, "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
     "train_loss": float, "epochs": int, "images_per_second": float, "seconds": float, "seed": int,
     "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str,
