@@ -81,8 +81,21 @@ def test_trial_seeds_share_the_validation_split_but_not_the_initialisation():
     assert torch.equal(splits[0].eval.images, splits[1].eval.images)
     assert torch.equal(splits[0].train.images, splits[1].train.images)  # the same training subset
     tiny = template((1, 1, 1), 2, 4, in_channels=3, num_classes=10, base_out=32)
-    losses = [train(tiny, c, dataset=data)["train_loss"] for c in configs]
-    assert losses[0] != losses[1]  # initialisation and data order still follow the trial seed
+    results = [train(tiny, c, dataset=data) for c in configs]
+    assert results[0]["train_loss"] != results[1]["train_loss"]  # init and data order follow the trial seed
+    # the resolved recipe is reported, for trials.csv's lr and batch_size (finding 21)
+    assert (results[0]["peak_lr"], results[0]["batch_size"]) == (TrainConfig().lr, 32)
+
+
+def test_trials_csv_records_the_resolved_lr_and_batch_size(tmp_path):
+    from nas.orchestration.callbacks import ResultsTable
+
+    table = ResultsTable(tmp_path, 224, 1)
+    trial = _trial("t1", 2, 4, 0.5)  # its config sets neither lr nor batch_size
+    trial.last_result.update(peak_lr=0.2, batch_size=32, lr=1e-6)  # lr: the last step's scheduled rate
+    table.on_trial_result(0, [], trial, trial.last_result)
+    row = pd.read_csv(tmp_path / "trials.csv").iloc[0]
+    assert (row["lr"], row["batch_size"]) == (0.2, 32)
 
 
 # --- finding 16: ASHA's rungs after a resume -------------------------------------------------------------

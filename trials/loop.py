@@ -459,6 +459,10 @@ def train(
         "flops": complexity(arch, config.budget_resolution).flops,
         "flops_train": complexity(arch, train_res).flops,
         "params": complexity(arch, train_res).params,
+        # The resolved recipe, so that results tables say what trained even when nothing was overridden
+        # ("lr" in the metrics is the epoch's scheduled rate, which cosine decay takes towards 0).
+        "peak_lr": config.lr,
+        "batch_size": min(config.batch_size, len(data.train)),
     }
 
     with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG

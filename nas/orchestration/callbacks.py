@@ -180,6 +180,10 @@ class ResultsTable(Callback):
                 "seconds": result.get("seconds"),
                 "flops_train": result.get("flops_train"),
             })
+            # What the trial resolved (trials.loop reports its recipe), when the config left it unset.
+            for column, key in (("lr", "peak_lr"), ("batch_size", "batch_size")):
+                if row.get(column) is None and result.get(key) is not None:
+                    row[column] = result[key]
             checkpoint = getattr(trial, "checkpoint", None)
             path = getattr(checkpoint, "path", None)
             if path:
