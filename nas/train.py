@@ -64,6 +64,9 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (pays off on long GPU trainings; on the CPU compiling a "
+                        "ResNeXt-50 costs more than a short training saves: docs/performance.md)")
     p.add_argument("--out", default=None, help="output directory (default ./nas_train/<ARCH file stem>)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     return p
@@ -105,6 +108,7 @@ def _train(args: argparse.Namespace) -> int:
         "train_subset": args.train_subset, "batch_size": args.batch_size, "lr": args.lr,
         "warmup_epochs": args.warmup_epochs, "train_resolution": args.train_resolution,
         "seed": args.seed, "device": args.device, "threads": args.threads, "final": True,
+        "compile": args.compile or None,
     })
     device = resolve_device(config.device)
     dataset = load_dataset(config.dataset, config.data_dir, download=config.download,
@@ -115,8 +119,8 @@ def _train(args: argparse.Namespace) -> int:
               f"classes to {adapted.in_channels} / {adapted.num_classes} for {dataset.name}", flush=True)
     n_train = min(len(dataset.train), config.train_subset or len(dataset.train))
     print(f"training {adapted.describe()} on {dataset.name} ({n_train} train / {len(dataset.test)} test "
-          f"images) for {config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, device {device}",
-          flush=True)
+          f"images) for {config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, device {device}"
+          + (", compiled" if config.compile else ""), flush=True)
 
     def progress(m: dict[str, Any]) -> None:
         if m["status"] != "ok":
