@@ -251,6 +251,11 @@ RUN_CASES = [
     case("export", "{pending}", expect="no trial has reported an accuracy"),
     case("export", "{run}", "--out", "{file}", expect="--out"),
     case("export", "{run}", "--out", "{file}/sub", expect="--out"),
+    # issue 12: comparing runs
+    case("analyze", "{run}", "--out", "{tmp}/cmp.html", expect=("--out", "two or more run directories")),
+    case("analyze", "{run}", "{missing}", expect="no such run directory"),
+    case("analyze", "{run}", "{run}", "--out", "{file}/sub.html", expect=("--out", "folder does not exist")),
+    case("analyze", "{run}", "{run}", "--out", "{empty}", expect=("--out", "is a directory")),
 ]
 
 

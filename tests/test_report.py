@@ -373,3 +373,31 @@ def test_default_cpu_run_no_longer_shows_the_c2_artefact_as_a_trend(tmp_path):
     # with n=2 a bootstrap interval is just the two values (the caption says so)
     assert (trends[2]["lo"][0], trends[2]["hi"][0]) == pytest.approx((0.788, 0.790))
     assert (trends[2]["lo"][1], trends[2]["hi"][1]) == pytest.approx((0.778, 0.784))
+
+
+def test_comparison_overlays_the_runs_edfs_with_n_per_curve(tmp_path, capsys):
+    a = write_fake_run(tmp_path / "shared", n_trials=12, seed=4, failures=False, max_epochs=3)
+    b = write_fake_run(tmp_path / "cifar", n_trials=8, seed=5, space="resnext-cifar", max_epochs=3)
+    out = tmp_path / "cmp.html"
+    assert run_main(main, [str(a), str(b), "--out", str(out)]) == 0
+    assert f"{out} (comparison of 2 runs)" in capsys.readouterr().out
+    assert (a / "report.html").is_file() and (b / "report.html").is_file()
+    figs = figures(out)
+    assert set(figs) == {"edf-common", "edf-completed"}
+    for key, fidelity in (("edf-common", "at epoch 1"), ("edf-completed", "completed (3 epochs)")):
+        curves = {tr["meta"]["run"]: tr for tr in role_traces(figs[key], "edf-run")}
+        assert set(curves) == {"shared", "cifar"}
+        assert fidelity in figs[key]["layout"]["title"]["text"]
+        for run_dir, name in ((a, "shared"), (b, "cifar")):
+            t = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+            if key == "edf-common":
+                rows = t[t["outcome"].isin(["completed", "stopped"])]
+                err = 100 * (1 - rows["trial_id"].map(epoch_accuracy(run_dir, 1)))
+            else:
+                rows = t[t["outcome"] == "completed"]
+                err = 100 * (1 - rows["best_val_accuracy"])
+            tr = curves[name]
+            assert tr["meta"]["n"] == len(rows) and f"(n={len(rows)})" in tr["name"]
+            assert tr["x"][1:] == pytest.approx(sorted(err))
+    html = out.read_text()
+    assert "resnext-cifar" in html and "resnext-imagenet" in html
