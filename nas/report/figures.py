@@ -24,9 +24,9 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from . import evidence as ev
-from .evidence_figures import importance_figure
+from .evidence_figures import importance_figure, rank_scatter
 from .run_data import RunData, depth_columns, param_columns
-from .schema import MEASURED, OTHER_COLOR, OUTCOME_COLORS, json_value
+from .schema import MEASURED, OTHER_COLOR, OUTCOME_COLORS, VALIDATION, VALIDATION_CSV, json_value
 
 N_BOOT = 1000  # bootstrap resamples for the medians' intervals (1000 x a few groups: milliseconds)
 N_BOOT_IMPORTANCE = 100  # each resample is one optuna evaluation, 15-30 ms (evidence.py): ~3 s a figure
@@ -578,6 +578,42 @@ def importance(run: RunData, which: str = "common") -> Section:
     return Section(key, title, fig, caption)
 
 
+def ranking_holds(run: RunData) -> Section:
+    """Proxy (search) vs validated accuracy per architecture, from nas.validate's validation.csv."""
+    key, title = "validation", "Does the search's ranking hold?"
+    path = run.run_dir / VALIDATION / VALIDATION_CSV
+    if not path.is_file():
+        return Section(key, title, skip=True)
+    v = pd.read_csv(path, dtype={"arch_id": str})
+    if v.empty:
+        return _empty(key, title, f"{VALIDATION}/{VALIDATION_CSV} has no rows yet.")
+    proxy = v.drop_duplicates("arch_id").set_index("arch_id")["proxy_accuracy"]
+    ra = ev.rank_agreement(proxy, v.rename(columns={"arch_id": "arch", "validated_accuracy": "accuracy"}))
+    epochs = ", ".join(str(int(e)) for e in sorted(v.loc[v["status"] == "ok", "epochs"].unique()))
+    res = ", ".join(str(int(r)) for r in sorted(v["train_resolution"].dropna().unique()))
+    fig = rank_scatter(ra, proxy_label="search (proxy) accuracy",
+                       validated_label=f"validated accuracy at {epochs} epochs, {res}x{res}, mean ± std over seeds")
+    names = v.drop_duplicates("arch_id").set_index("arch_id")
+    per = ra.per_arch.assign(name=lambda t: t["arch"].map(names["name"]), role=lambda t: t["arch"].map(names["role"]))
+    table = pd.DataFrame({
+        "proxy rank": per["proxy_rank"].astype(int), "architecture": per["name"], "trial": per["arch"],
+        "role": per["role"], "proxy acc. %": (100 * per["proxy"]).round(2),
+        "validated acc. % (mean)": (100 * per["mean"]).round(2), "± std": (100 * per["std"]).round(2),
+        "seeds": per["n_seeds"], "validated rank": per["validated_rank"].astype(int)})
+    if ra.reason:
+        verdict = ra.reason + "."
+    else:
+        verdict = (f"{ra.describe()} (95% bootstrap intervals over architectures). "
+                   + ("The search's best stays best." if ra.best_stays_best else
+                      f"The search's best is not the validated best: {100 * ra.best_gap:.2f} points behind it."))
+        if ra.tau_lo <= 0:
+            verdict += " The interval of tau includes 0: these architectures do not show that the proxy ranks."
+    caption = (f"Each architecture retrained by nas.validate ({len(v)} trials): the search's accuracy (its "
+               f"proxy: short training, possibly stopped early by ASHA) against the accuracy after {epochs} "
+               f"epochs, mean and standard deviation over seeds. {verdict}")
+    return Section(key, title, fig, caption, table=table)
+
+
 def build_sections(run: RunData) -> list[Section]:
     """All figure sections, in report order."""
     sections = [
@@ -594,6 +630,7 @@ def build_sections(run: RunData) -> list[Section]:
         learning_curves(run),
         importance(run, "common"),
         importance(run, "completed"),
+        ranking_holds(run),
     ]
     return [s for s in sections if not s.skip]
 
