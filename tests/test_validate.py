@@ -105,18 +105,23 @@ def _validate(run_dir, *args):
 
 def test_validate_retrains_on_ray_and_resumes(tmp_path):
     run_dir = tiny_run(tmp_path / "run", n_trials=6)
-    args = ("--top", "2", "--controls", "1", "--seeds", "2", "--epochs", "1", "--dashboard-port", "8299")
+    args = ("--top", "2", "--controls", "1", "--seeds", "1", "--epochs", "1", "--dashboard-port", "8299")
     done = _validate(run_dir, *args)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
     table = pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV, dtype={"arch_id": str})
     chosen = select(load_run(run_dir), 2, 1)
-    assert len(table) == 6 and set(table["arch_id"]) == set(chosen["arch_id"])
-    assert sorted(table["seed"].unique()) == [0, 1] and (table["epochs"] == 1).all()
+    assert len(table) == 3 and set(table["arch_id"]) == set(chosen["arch_id"])
+    assert (table["seed"] == 0).all() and (table["epochs"] == 1).all()
     assert (table["status"] == "ok").all() and table["validated_accuracy"].between(0, 1).all()
     assert "validation" in figures(run_dir / "report.html")
     # A second invocation continues the same experiment (Tuner.restore): nothing is retrained twice.
+    results = sorted((run_dir / VALIDATION).glob("*/result.json"))
+    assert len(results) == 3 and all(len(p.read_text().splitlines()) == 1 for p in results)
     again = _validate(run_dir, *args)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV)) == 6
-    other = _validate(run_dir, "--top", "1", "--epochs", "1")
-    assert other.returncode == 2 and "other settings" in other.stderr
+    assert len(pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV)) == 3
+    assert sorted((run_dir / VALIDATION).glob("*/result.json")) == results
+    assert all(len(p.read_text().splitlines()) == 1 for p in results)
+    other = _validate(run_dir, "--top", "1", "--epochs", "1")  # refused before Ray starts
+    assert other.returncode == 2 and other.stderr.strip().startswith("error: --top:")
+    assert "other settings" in other.stderr and len(other.stderr.strip().splitlines()) == 1

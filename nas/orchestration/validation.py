@@ -72,6 +72,10 @@ def select(run: RunData, top: int, controls: int) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
+def _wanted(vs: ValidationSettings, chosen: pd.DataFrame) -> dict:
+    return {"settings": asdict(vs), "arch_ids": list(chosen["arch_id"])}
+
+
 def plan(run_dir: str | Path, vs: ValidationSettings) -> tuple[RunData, SearchSettings, pd.DataFrame, dict]:
     """Check the settings, pick the architectures, and the trials' training settings."""
     for name in ("top", "seeds"):
@@ -85,6 +89,12 @@ def plan(run_dir: str | Path, vs: ValidationSettings) -> tuple[RunData, SearchSe
     run = load_run(run_dir)
     settings = search_settings(run.run_dir)
     chosen = select(run, vs.top, vs.controls)
+    plan_path = run.run_dir / VALIDATION / PLAN_JSON
+    if plan_path.is_file():
+        old = json.loads(plan_path.read_text())
+        if old != _wanted(vs, chosen):
+            raise ValidationError("top", "{path} holds a validation with other settings ({old}); remove that "
+                                  "folder to start another", path=plan_path.parent, old=old.get("settings"))
     epochs = vs.epochs or 2 * settings.max_epochs
     settings = replace(settings, max_epochs=epochs, scheduler="none",
                        train_resolution=vs.train_resolution or settings.train_resolution)
@@ -148,12 +158,7 @@ def validate(run_dir: str | Path, vs: ValidationSettings, cluster: dict[str, flo
     run_dir = run.run_dir
     out = run_dir / VALIDATION
     out.mkdir(exist_ok=True)
-    wanted = {"settings": asdict(vs), "arch_ids": list(chosen["arch_id"])}
-    plan_path = out / PLAN_JSON
-    if plan_path.is_file() and json.loads(plan_path.read_text()) != wanted:
-        raise ValidationError("top", "{path} holds a validation with other settings ({old}); remove that folder "
-                              "to start another", path=out, old=json.loads(plan_path.read_text())["settings"])
-    plan_path.write_text(json.dumps(wanted, indent=1))
+    (out / PLAN_JSON).write_text(json.dumps(_wanted(vs, chosen), indent=1))
     tuner = build_tuner(run_dir, settings, chosen, train, vs.seeds, cluster)
     results = tuner.fit()
     frame = table(results, chosen, train_resolution(settings))
