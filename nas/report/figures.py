@@ -181,7 +181,7 @@ def _coloraxis(values, label: str) -> dict:
     lo, hi = math.log2(vals[0]), math.log2(vals[-1])
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
-    ticks = vals if len(vals) <= 10 else [2**k for k in range(math.ceil(lo), math.floor(hi) + 1)]
+    ticks = vals if len(vals) <= 6 else [2**k for k in range(math.ceil(lo), math.floor(hi) + 1)]
     return dict(coloraxis=dict(
         colorscale="Viridis", cmin=lo, cmax=hi,
         colorbar=dict(title=dict(text=label), tickvals=[math.log2(t) for t in ticks],
@@ -191,7 +191,7 @@ def _coloraxis(values, label: str) -> dict:
 
 def _log2_axis(values) -> dict:
     vals = sorted({json_value(v) for v in values if v is not None and not math.isnan(v)})
-    if len(vals) > 10:  # powers of two only, else the labels collide
+    if len(vals) > 6:  # powers of two only, else the labels collide (the widths d of one run)
         vals = [2**k for k in range(math.floor(math.log2(vals[0])), math.ceil(math.log2(vals[-1])) + 1)]
     return dict(type="log", tickvals=vals, ticktext=[_int_label(v) for v in vals])
 
