@@ -37,6 +37,7 @@ from .cli import (
     wrap,
 )
 from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
+from .orchestration.settings import train_resolution
 from .report.schema import TRIALS_CSV
 
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
@@ -138,6 +139,8 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
         print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), budget {budget} at "
               f"{space.resolution}x{space.resolution} ({space.in_channels} input channels, {space.num_classes} "
               f"classes; trials adapt both ends to {settings.dataset})")
+        if archs:
+            print(stage_maps_line(archs[0], train_resolution(settings)))
         print(f"{'#':>3} {'architecture':<32} {'GFLOPs':>7} {'params (M)':>10} {'of budget':>9}")
     for i, arch in enumerate(archs):
         cx = complexity(arch, space.resolution)
@@ -148,6 +151,21 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
             print(f"{i + 1:>3} {arch.describe():<32} {cx.flops / 1e9:>7.3f} {cx.params / 1e6:>10.2f} "
                   f"{100 * cx.flops / budget.flops:>8.1f}%")
     return 0
+
+
+def stage_maps_line(arch, resolution: int) -> str:
+    """Each stage's feature-map size at the training resolution (it depends only on the stem and the
+    resolution, not on C, d or depth), with a warning when a stage works on 1x1 maps: there a 3x3
+    grouped convolution sees only its centre tap, so that stage's cardinality is barely tested."""
+    maps = [(p.name, p.out_resolution) for p in complexity(arch, resolution).parts if p.name.startswith("stage")]
+    text = ", ".join(f"{name} {hw}x{hw}" for name, hw in maps)
+    line = f"training at {resolution}x{resolution}: feature maps {text}"
+    if any(hw < 2 for _, hw in maps):
+        ok = next(r for r in range(resolution, 100 * resolution)
+                  if min(p.out_resolution for p in complexity(arch, r).parts if p.name.startswith("stage")) >= 2)
+        line += (f"\nwarning: 1x1 maps make a 3x3 convolution its centre tap; --train-resolution {ok} or more "
+                 "keeps every stage >= 2x2")
+    return line
 
 
 # --- the search ------------------------------------------------------------------------------------------
