@@ -71,14 +71,14 @@ GPU = {
 SMOKE = {
     "dataset": "synthetic",
     "step": {"templates": ("1x12d:1,1,1,1", "4x4d:1,1,1,1"), "batch_sizes": (16,), "resolution": 32,
-             "channels": 3, "steps": 2, "warmup": 1, "timeout": 60},
-    "end_to_end": {"template": "4x4d:1,1,1,1", "batch_size": 16, "images": 64, "timeout": 60},
+             "channels": 3, "steps": 2, "warmup": 1, "timeout": 180},
+    "end_to_end": {"template": "4x4d:1,1,1,1", "batch_size": 16, "images": 64, "timeout": 180},
     "compile": None,
-    "packing": {"budget": "600MFLOPs", "trials": 2, "epochs": 1, "train_subset": 64, "timeout": 120},
+    "packing": {"budget": "600MFLOPs", "trials": 2, "epochs": 1, "train_subset": 64, "timeout": 240},
     "sweep": {"cardinality": "1,4", "seeds": 1, "epochs": 1, "train_subset": 64, "depths": "1,1,1,1",
-              "budget": "600MFLOPs", "time_budget": None, "timeout": 120},
+              "budget": "600MFLOPs", "time_budget": None, "timeout": 240},
     "search": {"budget": "600MFLOPs", "trials": 2, "epochs": 1, "train_subset": 64, "time_budget": None,
-               "timeout": 120},
+               "timeout": 240},
 }
 
 
