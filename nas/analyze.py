@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .cli import Parser, positive_int, run_main, setting_errors
 from .report import report_run
@@ -23,7 +22,8 @@ FLAGS = {"run_dir": None, "top": "--top"}  # RunDataError.setting -> how this co
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m nas.analyze", description=__doc__.splitlines()[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path, help="the search's run directory (contains trials.csv)")
+    parser.add_argument("run_dir", help="the search's run directory (contains trials.csv): a path, or the "
+                        "URI the search printed (s3://bucket/runs/NAME?endpoint_override=...)")
     parser.add_argument("--top", type=positive_int, default=DEFAULT_TOP,
                         help=f"rows of the top-k table (default {DEFAULT_TOP})")
     args = parser.parse_args(argv)
