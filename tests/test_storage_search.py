@@ -114,3 +114,38 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["arch_file"] == f"{loc.display}/best.json" and (trained_out / "model.pt").is_file()
+
+
+def test_results_table_catches_up_with_what_tune_recorded_before_a_kill(s3_uri):  # noqa: F811
+    """On a bucket, per-epoch table writes are throttled (one PUT each): a driver killed within that
+    interval leaves trials.csv/epochs.csv behind Tune's own state. On resume the table fills them in
+    from each trial's result.json, and ends the trials Tune already counts as ended."""
+    from types import SimpleNamespace
+
+    from nas.orchestration.callbacks import ResultsTable
+    from search_spaces import get_space, propose_many
+    from search_spaces.budget import Budget
+
+    space = get_space("resnext-imagenet", shared=True)
+    arch = propose_many(space, Budget.parse("500MFLOPs"), 1, "random", 0)[0]
+    loc = RunLocation.parse(s3_uri, "exp")
+    results = [{"epoch": e, "training_iteration": e, "val_accuracy": 0.1 * e, "val_loss": 1.0 / e,
+                "train_loss": 1.0, "images_per_second": 10.0, "epoch_seconds": 1.0, "seconds": float(e),
+                "status": "ok"} for e in (1, 2)]
+    trial = SimpleNamespace(trial_id="t1", config={"arch": arch.to_dict(), "train": {}}, status="RUNNING",
+                            path=loc.path("trial_t1"), last_result=results[0], checkpoint=None)
+    table = ResultsTable(loc, space.resolution, max_epochs=2)
+    table.on_trial_start(0, [trial], trial)
+    for result in results:
+        table.on_trial_result(0, [trial], trial, result)
+    # Tune saved both results and ended the trial; our second write was still held back when killed
+    loc.write_text("trial_t1/result.json", "".join(json.dumps(r) + "\n" for r in results))
+    assert 2 not in set(_table(loc, "epochs.csv")["epoch"])
+    assert set(_table(loc, "trials.csv")["outcome"]) == {"running"}
+
+    trial.status, trial.last_result = "TERMINATED", results[1]
+    resumed = ResultsTable(loc, space.resolution, max_epochs=2)
+    resumed.on_step_begin(0, [trial])
+    assert list(_table(loc, "epochs.csv")["epoch"]) == [1, 2]
+    row = _table(loc, "trials.csv").iloc[0]
+    assert (row["outcome"], row["epochs"], row["best_val_accuracy"]) == ("completed", 2, 0.2)
