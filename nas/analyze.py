@@ -14,8 +14,8 @@ their error EDFs (n per curve, at one fidelity) in one page, written to --out (d
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+import sys
 
 from .cli import Parser, UsageError, positive_int, run_main, setting_errors
 from .report import load_run, report_run
@@ -28,8 +28,9 @@ FLAGS = {"run_dir": None, "top": "--top", "out": "--out"}  # RunDataError.settin
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m nas.analyze", description=__doc__.splitlines()[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path, nargs="+",
-                        help="the search's run directory (contains trials.csv); several: also compare them")
+    parser.add_argument("run_dir", nargs="+",
+                        help="the search's run directory (contains trials.csv): a path, or the URI the search "
+                        "printed (s3://bucket/runs/NAME?endpoint_override=...); several: also compare them")
     parser.add_argument("--top", type=positive_int, default=DEFAULT_TOP,
                         help=f"rows of the top-k table (default {DEFAULT_TOP})")
     parser.add_argument("--out", type=Path, default=None,

@@ -11,8 +11,6 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 from search_spaces import SPACES, BudgetError, complexity, format_flops, parse_flops
 
@@ -171,7 +169,7 @@ def stage_maps_line(arch, resolution: int) -> str:
 # --- the search ------------------------------------------------------------------------------------------
 
 def search(settings: SearchSettings, args, resume: bool) -> int:
-    created = not settings.run_dir.exists()
+    created = not resume  # check_run_dir refuses a new run whose directory holds anything
     orchestration.check_run_dir(settings, resume)
     orchestration.configure_ray_env(args.address)
     import ray  # only now: configure_ray_env must come first
@@ -179,7 +177,7 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
     try:
         ray_info = orchestration.start_ray(args.address, args.dashboard_host, args.dashboard_port)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        _discard(settings.run_dir, created)
+        _discard(settings, created)
         raise UsageError(f"--address: cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
     try:
         if args.dashboard_host not in ("127.0.0.1", "localhost") and not args.address:
@@ -195,7 +193,7 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
                       + f". Full search: {FULL_FLAGS}.", flush=True)
         summary = orchestration.run(settings, resume, ray_info["resources"])
     except SearchConfigError:
-        _discard(settings.run_dir, created)  # refused before any trial ran: leave nothing behind
+        _discard(settings, created)  # refused before any trial ran: leave nothing behind
         raise
     finally:
         ray.shutdown()
@@ -204,13 +202,23 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
     for key in ("best_json", "report"):
         if key in summary:
             print(f"{key.replace('_', ' ')}: {summary[key]}")
-    print(f"trials: {settings.run_dir / TRIALS_CSV}")
+    print(f"trials: {settings.location.display}/{TRIALS_CSV}")
+    if not settings.location.is_local:
+        print(f"run: {summary['run_dir']}  (give this to --resume, nas.analyze, nas.export)")
     return 0
 
 
-def _discard(run_dir: Path, created: bool) -> None:
-    if created and run_dir.is_dir() and not (run_dir / TRIALS_CSV).exists():
-        shutil.rmtree(run_dir, ignore_errors=True)
+def _discard(settings: SearchSettings, created: bool) -> None:
+    loc = settings.location
+    if not created or loc.is_file(TRIALS_CSV):
+        return
+    if loc.is_local:
+        shutil.rmtree(loc.root, ignore_errors=True)
+    else:
+        try:
+            loc.delete("")
+        except OSError:
+            pass  # a refused search must still say why it was refused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,10 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     resume = args.resume is not None
     try:
         with setting_errors(FLAGS):
-            if resume:
-                run_dir = Path(args.resume).expanduser().resolve()
-                settings = orchestration.load_settings(run_dir)
-                settings = replace(settings, storage_path=str(run_dir.parent), name=run_dir.name)
+            if resume:  # a directory or a URI (s3://bucket/runs/NAME?endpoint_override=...)
+                settings = orchestration.load_settings(args.resume)
             else:
                 settings = settings_from_args(args)
             if args.dry_run:

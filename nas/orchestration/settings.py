@@ -9,10 +9,11 @@ wanted, and only once the search really starts).
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from search_spaces import (
 
 from ..errors import SettingError
 from ..report.schema import SEARCH_JSON
+from .storage import RunLocation, StorageError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 SCHEDULERS = ("asha", "none")
@@ -81,9 +83,28 @@ class SearchSettings:
     storage_path: str = "nas_runs"
     name: str = ""
 
+    @cached_property
+    def location(self) -> RunLocation:
+        """RUN_DIR = STORAGE_PATH/NAME on a local path, a shared mount or an object store (s3://, gs://)."""
+        return storage_call(RunLocation.parse, self.storage_path, self.name)
+
     @property
     def run_dir(self) -> Path:
-        return Path(self.storage_path).expanduser().resolve() / self.name
+        """RUN_DIR as a local Path; runs on an object store have none (use `location`)."""
+        local = self.location.local_dir
+        if local is None:
+            raise SearchConfigError("storage_path", "{path} is not a local directory", path=self.location.display)
+        return local
+
+
+def storage_call(fn: Callable, *args, setting: str | None = None, **kwargs):
+    """Call a nas.orchestration.storage function; its StorageError becomes a SearchConfigError naming
+    SETTING (default: the one the storage error names), so the command reports it as its flag."""
+    try:
+        return fn(*args, **kwargs)
+    except StorageError as exc:
+        why = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+        raise SearchConfigError(setting or exc.setting, "{why}", why=why) from None
 
 
 # --- datasets: channels and classes decide the architecture's ends ---------------------------------
@@ -213,53 +234,59 @@ def validate(settings: SearchSettings) -> None:
 
 # --- the run directory and its search.json ----------------------------------------------------------
 
-def check_run_dir(settings: SearchSettings, resume: bool) -> Path:
+def check_run_dir(settings: SearchSettings, resume: bool) -> RunLocation:
     """Refuse early, before Ray starts: unwritable storage, clobbering a run, resuming a non-run."""
-    run_dir = settings.run_dir
-    storage = run_dir.parent
+    loc = settings.location
     if resume:
-        if not (run_dir / SEARCH_JSON).is_file():
-            raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=run_dir,
+        if not storage_call(loc.is_file, SEARCH_JSON, setting="resume"):
+            raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=loc.display,
                                     file=SEARCH_JSON)
-        return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
+        return loc
+    try:
+        existing = loc.list()
+    except OSError:  # STORAGE_PATH under a file, unreadable, ...: check_writable says which
+        existing = []
+    if existing:
         raise SearchConfigError("name", "run directory {path} already exists; use {resume} to continue it "
-                                "or another {name}", path=run_dir)
-    probe = storage
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK) or not probe.is_dir():
-        raise SearchConfigError("storage_path", "cannot write to {path} ({probe} is not a writable directory)",
-                                path=storage, probe=probe)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ".write-test").write_text("ok")
-        (run_dir / ".write-test").unlink()
-    except OSError as exc:
-        raise SearchConfigError("storage_path", "cannot write to {path} ({why})", path=storage,
-                                why=exc.strerror or exc) from None
-    return run_dir
+                                "or another {name}", path=loc.display)
+    storage_call(loc.check_writable)  # creates RUN_DIR (a local directory; nothing on an object store)
+    return loc
 
 
-def load_settings(run_dir: Path) -> SearchSettings:
-    """The settings a run was started with; refuses directories that a resume could not continue."""
-    path = run_dir / SEARCH_JSON
-    if not path.is_file():
-        raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=run_dir,
-                                file=SEARCH_JSON)
+def run_location(run: str | RunLocation) -> RunLocation:
+    """The location of an existing run, from what `--resume` was given (a directory or a URI)."""
+    if isinstance(run, RunLocation):
+        return run
+    return storage_call(RunLocation.from_run_uri, str(run), setting="resume")
+
+
+def load_settings(run: str | Path | RunLocation) -> SearchSettings:
+    """The settings a run was started with, at the location it is now (it may have been moved or be
+    reached through another mount); refuses directories that a resume could not continue."""
+    loc = run_location(run)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SearchConfigError("resume", "{path} is unreadable ({exc})", path=path, exc=exc) from None
+        text = loc.read_text(SEARCH_JSON)
+    except FileNotFoundError:
+        raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=loc.display,
+                                file=SEARCH_JSON) from None
+    except (OSError, ValueError) as exc:  # a directory named search.json, a decode error, a refused read
+        raise SearchConfigError("resume", "{path} is unreadable ({exc})", path=f"{loc.display}/{SEARCH_JSON}",
+                                exc=exc) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SearchConfigError("resume", "{path} is unreadable ({exc})", path=f"{loc.display}/{SEARCH_JSON}",
+                                exc=exc) from None
     try:
         settings = SearchSettings(**data["settings"])
     except (KeyError, TypeError) as exc:
-        raise SearchConfigError("resume", "{path} is not from this version of nas.search ({exc})", path=path,
-                                exc=exc) from None
-    if not any(run_dir.glob("experiment_state-*.json")):
+        raise SearchConfigError("resume", "{path} is not from this version of nas.search ({exc})",
+                                path=f"{loc.display}/{SEARCH_JSON}", exc=exc) from None
+    if not any(f.startswith("experiment_state-") and f.endswith(".json") for f in loc.list()):
         raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume (it was stopped "
-                                "before its first trial was recorded); start a new search instead", path=run_dir)
-    return settings
+                                "before its first trial was recorded); start a new search instead",
+                                path=loc.display)
+    return replace(settings, storage_path=loc.storage_path, name=loc.name)
 
 
 def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budget) -> None:
@@ -278,12 +305,12 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
                      "ray": ray.__version__, "optuna": optuna.__version__},
         "settings": asdict(settings),
     }
-    (settings.run_dir / SEARCH_JSON).write_text(json.dumps(info, indent=2) + "\n")
+    settings.location.write_text(SEARCH_JSON, json.dumps(info, indent=2) + "\n")
 
 
 __all__ = [
     "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
     "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "dataset_shape", "grid_points",
-    "load_settings", "outside_lines", "proposals", "resolve_space", "scheduler_of", "train_config",
-    "train_resolution", "validate", "write_search_json",
+    "load_settings", "outside_lines", "proposals", "resolve_space", "run_location", "scheduler_of", "storage_call",
+    "train_config", "train_resolution", "validate", "write_search_json",
 ]

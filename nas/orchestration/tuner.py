@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from search_spaces import Architecture, Budget, FeasibleSampler, SearchSpace, format_flops, save_architecture
+from search_spaces import Architecture, Budget, FeasibleSampler, SearchSpace, format_flops
 
 from ..report.schema import BEST_JSON
 from .ray_env import trial_resources
@@ -25,10 +25,12 @@ from .settings import (
     outside_lines,
     resolve_space,
     scheduler_of,
+    storage_call,
     train_config,
     train_resolution,
     write_search_json,
 )
+from .storage import refuse_local_on_multinode
 
 
 def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, train: dict[str, Any]):
@@ -79,17 +81,21 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
 
     space = resolve_space(settings)
     budget = budget_of(settings)
-    run_dir = settings.run_dir
+    loc = settings.location
+    # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
+    # checkpoint (correctness review, finding 2); refuse before anything starts.
+    storage_call(refuse_local_on_multinode, loc)
     trainable = tune.with_resources(trainable or train_trial,
                                     trial_resources(settings, cluster, train_resolution(settings)))
-    table = ResultsTable(run_dir, space.resolution, settings.max_epochs)
+    table = ResultsTable(loc, space.resolution, settings.max_epochs)
     callbacks = [table, ProgressTable(table)]
     if resume:
         from ray.tune import Tuner
 
-        if not Tuner.can_restore(str(run_dir)):
-            raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume", path=run_dir)
-        tuner = Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True,
+        if not Tuner.can_restore(loc.run_uri):
+            raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume",
+                                    path=loc.display)
+        tuner = Tuner.restore(loc.run_uri, trainable=trainable, resume_unfinished=True,
                               resume_errored=True, restart_errored=False)
         return tuner, table, space, budget
     train = train_config(settings, space)
@@ -118,7 +124,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=settings.name, storage_path=str(run_dir.parent), callbacks=callbacks, verbose=0,
+            # the URI as given (s3://...?endpoint_override=...): pyarrow resolves it on every node
+            name=loc.name, storage_path=loc.uri, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # ~200 MB each for a ResNeXt-50
         ),
@@ -150,7 +157,7 @@ def run(settings: SearchSettings, resume: bool, cluster: dict[str, float], train
         write_search_json(settings, space, budget)
     print(f"Search: {settings.trials if settings.sampler != 'grid' else 'grid'} trials, budget {budget} "
           f"at {space.resolution}x{space.resolution}, space {space.name}, sampler {settings.sampler}, "
-          f"scheduler {scheduler_of(settings)} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
+          f"scheduler {scheduler_of(settings)} (max {settings.max_epochs} epochs), run dir {shown(settings.location)}",
           flush=True)
     tuner.fit()
     return finish(settings)
@@ -165,27 +172,43 @@ def finish(settings: SearchSettings, log=print) -> dict[str, Any]:
     """
     from .callbacks import ResultsTable, format_progress
 
-    run_dir = settings.run_dir
-    # A fresh table only reads trials.csv and epochs.csv (the resolution is used for new rows only).
-    frame = ResultsTable(run_dir, settings.budget_resolution or 224, settings.max_epochs).frame()
+    loc = settings.location
+    # A fresh table only reads trials.csv and epochs.csv as stored (the resolution is used for new rows
+    # only); the callbacks flush their throttled object-store writes in on_experiment_end.
+    frame = ResultsTable(loc, settings.budget_resolution or 224, settings.max_epochs).frame()
     done = frame.dropna(subset=["best_val_accuracy"])
     done = done[done["outcome"].isin(["completed", "stopped"])]
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "trials": len(frame),
+    summary: dict[str, Any] = {"run_dir": shown(loc), "trials": len(frame),
                                "outcomes": frame["outcome"].value_counts().to_dict()}
     if len(done):
         best = done.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
         arch = Architecture.from_dict(json.loads(best["arch"]))
-        save_architecture(arch, run_dir / BEST_JSON)
+        loc.write_text(BEST_JSON, arch.to_json() + "\n")  # the format of search_spaces.save_architecture
         summary.update(best=str(best["name"]), best_val_accuracy=float(best["best_val_accuracy"]),
-                       best_trial=str(best["trial_id"]), best_json=str(run_dir / BEST_JSON))
+                       best_trial=str(best["trial_id"]), best_json=f"{loc.display}/{BEST_JSON}")
     log("\n" + format_progress(frame, 0, limit=10).split("\n", 1)[1])
     try:
         from ..report import write_report
 
-        summary["report"] = str(write_report(run_dir))
+        summary["report"] = str(write_report(loc))
     except Exception as exc:  # the report must never lose a finished search
         log(f"warning: report not written: {exc}")
     return summary
 
 
-__all__ = ["build_tuner", "finish", "make_scheduler", "make_searcher", "run"]
+_SECRET_QUERY = ("access_key", "secret_key", "session_token")
+
+
+def shown(loc) -> str:
+    """RUN_DIR as users pass it back (`--resume`, nas.analyze, nas.export): the run URI with its endpoint
+    query, but without credentials should a URI carry any."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    if loc.is_local:
+        return loc.root
+    s = urlsplit(loc.run_uri)
+    query = urlencode([(k, v) for k, v in parse_qsl(s.query) if k not in _SECRET_QUERY], safe=":")
+    return urlunsplit((s.scheme, s.netloc, s.path, query, ""))
+
+
+__all__ = ["build_tuner", "finish", "make_scheduler", "make_searcher", "run", "shown"]
