@@ -178,6 +178,9 @@ def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[S
             changes["train_subset"] = preset["train_subset"]
         if settings.dataset != "fashion-mnist":
             changes.pop("train_subset", None)
+        if TRAIN_IMAGES.get(settings.dataset, 0) < 10 * preset["val_size"]:
+            # a small or unknown-size dataset (image folders): the trials' min(5000, n // 10) instead
+            changes.pop("val_size", None)
         scaled = dict(changes)
     settings = replace(settings, **changes)
     _check_grace(settings)
