@@ -14,8 +14,8 @@ their error EDFs (n per curve, at one fidelity) in one page, written to --out (d
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
+from pathlib import Path
 
 from .cli import Parser, UsageError, positive_int, run_main, setting_errors
 from .report import load_run, report_run

@@ -8,6 +8,7 @@ ASHA. `--dry-run` shows what would be proposed, without training or starting Ray
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -35,12 +36,29 @@ from .cli import (
     wrap,
 )
 from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
-from .orchestration.settings import train_resolution
+from .orchestration.data import absolute_data_env
+from .orchestration.settings import resolve_data_paths, train_resolution
 from .report.schema import TRIALS_CSV
 
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
 # SearchSettings fields whose flag is not `--` + the field with dashes.
 FLAGS = {"budget_flops": "--budget", "budget_resolution": "--resolution", "time_budget_s": "--time-budget"}
+
+
+def cluster_address(text: str) -> str:
+    """--address: HOST:PORT or auto. Ray Client (ray://) is refused: with it Tune runs on the head node and
+    the results never reach this process (review finding 12); `ray job submit` runs the driver there."""
+    if text.startswith("ray://"):
+        raise ValueError("ray:// (Ray Client) is not supported: run the search on the cluster with "
+                         "`ray job submit --address http://HEAD:8265 --working-dir . -- python -m nas.search ...`")
+    return parse_host_port(text)
+
+
+def job_address() -> str | None:
+    """The cluster of the Ray job this process runs in (`ray job submit` sets RAY_ADDRESS to its GCS
+    address): joined instead of starting a second Ray. A dashboard (http) address is for `ray job` only."""
+    address = os.environ.get("RAY_ADDRESS", "")
+    return address if address and "://" not in address else None
 
 
 def build_parser() -> Parser:
@@ -58,6 +76,8 @@ def build_parser() -> Parser:
                       help="fashion-mnist, cifar10, cifar100, synthetic or imagefolder:PATH")
     data.add_argument("--data-dir")
     data.add_argument("--train-subset", type=positive_int, help="train on N images of the training split")
+    data.add_argument("--val-size", type=positive_int, help="validation images held out of the training split "
+                      "(default: the CPU preset's 1000, else min(5000, a tenth of the training images))")
     data.add_argument("--train-resolution", type=positive_int, help="resize training inputs to N x N")
     data.add_argument("--batch-size", type=positive_int)
     data.add_argument("--lr", type=positive_float)
@@ -83,7 +103,8 @@ def build_parser() -> Parser:
                    help="torch.compile each trial's model (pays off on long GPU trials; on the CPU preset "
                         "compiling costs more than it saves: docs/performance.md)")
     r = p.add_argument_group("Ray")
-    r.add_argument("--address", type=wrap(parse_host_port), help="join a Ray cluster (HOST:PORT or auto)")
+    r.add_argument("--address", type=wrap(cluster_address), help="join a Ray cluster (HOST:PORT or auto; inside "
+                   "`ray job submit`, the job's cluster)")
     r.add_argument("--dashboard-host", type=wrap(parse_host), default="127.0.0.1")
     r.add_argument("--dashboard-port", type=port, default=8265)
     r.add_argument("--gpus-per-trial", type=gpu_share)
@@ -111,7 +132,8 @@ def settings_from_args(args) -> SearchSettings:
     return SearchSettings(
         budget_flops=args.budget, tolerance=args.tolerance, space=args.space, free=args.free,
         budget_resolution=args.resolution, dataset=args.dataset, data_dir=args.data_dir,
-        train_subset=args.train_subset, train_resolution=args.train_resolution, sampler=args.sampler,
+        train_subset=args.train_subset, val_size=args.val_size, train_resolution=args.train_resolution,
+        sampler=args.sampler,
         cardinality=args.cardinality, match=args.match, depths=args.depths, seeds=args.seeds,
         objective=args.objective, scheduler=args.scheduler, max_epochs=args.max_epochs or 0,
         grace_epochs=args.grace_epochs or 0, reduction_factor=args.reduction_factor or 0,
@@ -171,16 +193,17 @@ def stage_maps_line(arch, resolution: int) -> str:
 def search(settings: SearchSettings, args, resume: bool) -> int:
     created = not resume  # check_run_dir refuses a new run whose directory holds anything
     orchestration.check_run_dir(settings, resume)
-    orchestration.configure_ray_env(args.address)
+    address = args.address or job_address()
+    orchestration.configure_ray_env(address)
     import ray  # only now: configure_ray_env must come first
 
     try:
-        ray_info = orchestration.start_ray(args.address, args.dashboard_host, args.dashboard_port)
+        ray_info = orchestration.start_ray(address, args.dashboard_host, args.dashboard_port)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         _discard(settings, created)
         raise UsageError(f"--address: cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
     try:
-        if args.dashboard_host not in ("127.0.0.1", "localhost") and not args.address:
+        if args.dashboard_host not in ("127.0.0.1", "localhost") and not address:
             print(f"warning: the Ray dashboard listens on {args.dashboard_host}, reachable beyond this "
                   "machine; token authentication stays on", file=sys.stderr)
         print(f"Ray dashboard: {ray_info['dashboard'] or '(not running)'}  (token authentication: the "
@@ -230,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings = orchestration.load_settings(args.resume)
             else:
                 settings = settings_from_args(args)
+            settings = resolve_data_paths(settings)  # trials run in their own working directories
+            absolute_data_env()
             if args.dry_run:
                 settings, _ = orchestration.apply_preset(settings, has_gpu=False, full=True)
                 return dry_run(settings, args.samples, args.json)

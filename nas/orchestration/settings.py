@@ -125,6 +125,23 @@ def train_resolution(settings: SearchSettings) -> int:
     return settings.train_resolution or dataset_shape(settings.dataset, settings.data_dir)[2]
 
 
+def resolve_data_paths(settings: SearchSettings) -> SearchSettings:
+    """--data-dir and imagefolder:PATH made absolute against the driver's directory: Tune runs every
+    trial in its own working directory, where a relative path points at nothing (review finding 1)."""
+    changes: dict[str, Any] = {}
+    if settings.data_dir is not None:
+        changes["data_dir"] = str(Path(settings.data_dir).expanduser().resolve())
+    prefix = "imagefolder:"
+    if settings.dataset.startswith(prefix) and len(settings.dataset) > len(prefix):
+        changes["dataset"] = prefix + str(Path(settings.dataset[len(prefix):]).expanduser().resolve())
+    return replace(settings, **changes)
+
+
+# Training images of the datasets whose size is fixed (an image folder's is known once it is scanned,
+# nas.orchestration.data.check_sizes): --val-size is refused before Ray starts.
+TRAIN_IMAGES = {"fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000, "synthetic": 2048}
+
+
 # --- the space, the budget, the trials' fixed settings ----------------------------------------------
 
 def resolve_space(settings: SearchSettings) -> SearchSpace:
@@ -204,6 +221,9 @@ def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[S
             changes["train_subset"] = preset["train_subset"]
         if settings.dataset != "fashion-mnist":
             changes.pop("train_subset", None)
+        if TRAIN_IMAGES.get(settings.dataset, 0) < 10 * preset["val_size"]:
+            # a small or unknown-size dataset (image folders): the trials' min(5000, n // 10) instead
+            changes.pop("val_size", None)
         scaled = dict(changes)
     settings = replace(settings, **changes, scheduler=scheduler_of(settings))
     _check_grace(settings)
@@ -224,6 +244,10 @@ def validate(settings: SearchSettings) -> None:
     if settings.scheduler is not None and settings.scheduler not in SCHEDULERS:
         raise SearchConfigError("scheduler", "unknown scheduler {value!r}; accepted: {accepted}",
                                 value=settings.scheduler, accepted=", ".join(SCHEDULERS))
+    n_train = TRAIN_IMAGES.get(settings.dataset)
+    if settings.val_size is not None and n_train is not None and settings.val_size >= n_train:
+        raise SearchConfigError("val_size", "{val} must be below the {n} training images of {dataset}",
+                                val=settings.val_size, n=n_train, dataset=settings.dataset)
     space = resolve_space(settings)
     budget = budget_of(settings)
     if settings.sampler == "grid":
@@ -309,8 +333,9 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
 
 
 __all__ = [
-    "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
-    "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "dataset_shape", "grid_points",
-    "load_settings", "outside_lines", "proposals", "resolve_space", "run_location", "scheduler_of", "storage_call",
-    "train_config", "train_resolution", "validate", "write_search_json",
+    "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "TRAIN_IMAGES", "SearchConfigError",
+    "SearchSettings", "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "dataset_shape",
+    "grid_points", "load_settings", "outside_lines", "proposals", "resolve_data_paths", "resolve_space",
+    "run_location", "scheduler_of", "storage_call", "train_config", "train_resolution", "validate",
+    "write_search_json",
 ]

@@ -78,6 +78,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from trials import train_trial
 
     from .callbacks import ProgressTable, ResultsTable
+    from .data import accepts_data, shipped_dataset
+    from .gpu_retry import whole_gpu_retry
 
     space = resolve_space(settings)
     budget = budget_of(settings)
@@ -85,10 +87,15 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
     # checkpoint (correctness review, finding 2); refuse before anything starts.
     storage_call(refuse_local_on_multinode, loc)
-    trainable = tune.with_resources(trainable or train_trial,
-                                    trial_resources(settings, cluster, train_resolution(settings)))
+    trainable = trainable or train_trial
+    # Found (or downloaded) once here, so a missing dataset fails now, in one line; shipped to every
+    # trial through the object store (re-put by with_parameters when a resume passes the trainable).
+    data = shipped_dataset(settings)
+    if data is not None and accepts_data(trainable):
+        trainable = tune.with_parameters(trainable, data=data)
+    trainable = tune.with_resources(trainable, trial_resources(settings, cluster, train_resolution(settings)))
     table = ResultsTable(loc, space.resolution, settings.max_epochs)
-    callbacks = [table, ProgressTable(table)]
+    callbacks = [table, ProgressTable(table), whole_gpu_retry()]
     if resume:
         from ray.tune import Tuner
 
