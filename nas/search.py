@@ -38,6 +38,7 @@ from .cli import (
 from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
 from .orchestration.data import absolute_data_env
 from .orchestration.settings import resolve_data_paths, train_resolution
+from .orchestration.tracking import dashboard_line
 from .report.schema import TRIALS_CSV
 
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
@@ -115,6 +116,11 @@ def build_parser() -> Parser:
     o.add_argument("--storage-path", default="nas_runs")
     o.add_argument("--name", help="run name (default: search-<budget>-<time>); RUN_DIR = storage/name")
     o.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
+    o.add_argument("--optuna-storage", metavar="PATH_OR_URL",
+                   help="the Optuna study's storage: a journal file or an RDB URL such as sqlite:///s.db "
+                   "(default RUN_DIR/optuna.journal; `optuna-dashboard` reads it live)")
+    o.add_argument("--log", action="append", default=[], metavar="mlflow[=URI]",
+                   help="also log to MLflow (default URI: $MLFLOW_TRACKING_URI, else RUN_DIR/mlflow.db)")
     o.add_argument("--dry-run", action="store_true", help="show proposals, train nothing")
     o.add_argument("--samples", type=positive_int, default=10, help="--dry-run: how many proposals")
     o.add_argument("--json", action="store_true", help="--dry-run: one JSON object per line")
@@ -140,7 +146,8 @@ def settings_from_args(args) -> SearchSettings:
         trials=args.trials or 0, time_budget_s=args.time_budget, max_concurrent=args.max_concurrent,
         seed=args.seed, batch_size=args.batch_size, lr=args.lr, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures,
-        storage_path=args.storage_path, name=name, compile=args.compile,
+        storage_path=args.storage_path, name=name, compile=args.compile, optuna_storage=args.optuna_storage,
+        log=args.log,
     )
 
 
@@ -206,8 +213,7 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
         if args.dashboard_host not in ("127.0.0.1", "localhost") and not address:
             print(f"warning: the Ray dashboard listens on {args.dashboard_host}, reachable beyond this "
                   "machine; token authentication stays on", file=sys.stderr)
-        print(f"Ray dashboard: {ray_info['dashboard'] or '(not running)'}  (token authentication: the "
-              f"token is in {ray_info['token_path']}; `ray get-auth-token` prints it)", flush=True)
+        print(dashboard_line(ray_info["dashboard"] or "(not running)", ray_info["token_path"]), flush=True)
         if not resume:
             has_gpu = ray_info["resources"].get("GPU", 0) > 0
             settings, scaled = orchestration.apply_preset(settings, has_gpu, args.full)
@@ -222,7 +228,7 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
         ray.shutdown()
     print(f"\nBest: {summary.get('best', 'none')}"
           + (f"  val accuracy {100 * summary['best_val_accuracy']:.1f}%" if "best" in summary else ""))
-    for key in ("best_json", "report"):
+    for key in ("best_json", "report", "optuna_storage", "mlflow"):
         if key in summary:
             print(f"{key.replace('_', ' ')}: {summary[key]}")
     print(f"trials: {settings.location.display}/{TRIALS_CSV}")

@@ -124,6 +124,7 @@ def train_trial(config: dict[str, Any], data: dict[str, Any] | None = None) -> N
     for name in ("ray.train", "ray.train._internal.storage", "ray.train.v2._internal.execution.storage"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
+    from .labels import label_process
     from .loop import train
 
     # Other keys are the searcher's own parameters (OptunaSearch puts its suggestions beside the
@@ -141,6 +142,9 @@ def train_trial(config: dict[str, Any], data: dict[str, Any] | None = None) -> N
             raise ValueError(f"train_trial: shipped dataset {data.get('name')!r} is not the trial's "
                              f"{train_config.dataset!r}")
         dataset = dataset_from_arrays(data)
+    # The Ray dashboard, ps and top show which trial (and architecture) this worker trains.
+    trial_id, arch_name = tune.get_context().get_trial_id(), arch.describe()
+    label_process(trial_id, arch_name)
 
     with tempfile.TemporaryDirectory(prefix="nas_trial_") as work:
         resume_dir = None
@@ -155,6 +159,7 @@ def train_trial(config: dict[str, Any], data: dict[str, Any] | None = None) -> N
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(out_dir)))
             else:
                 tune.report(metrics)
+            label_process(trial_id, arch_name)  # Ray resets the title around each actor task
 
         train(arch, train_config, report=report, checkpoint_dir=out_dir if keep_checkpoints else None,
               resume_from=resume_dir, dataset=dataset)

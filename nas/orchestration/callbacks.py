@@ -280,23 +280,63 @@ def format_progress(frame: pd.DataFrame, elapsed: float, limit: int = 20) -> str
 
 
 class ProgressTable(Callback):
-    """Prints the table at most every `interval` seconds, and whenever a trial ends."""
+    """Prints the table with the time elapsed and an estimate of what remains (nas.orchestration.live).
 
-    def __init__(self, table: ResultsTable, interval: float = 20.0, stream: TextIO | None = None) -> None:
+    On a terminal the table is redrawn in place, about every second (elapsed time ticks); piped (a log
+    file, the Ray job's logs) it is printed at most every `interval` seconds and whenever a trial ends.
+    `total`: the trials the search will run; `time_budget_s`: the search's time budget.
+    """
+
+    def __init__(self, table: ResultsTable, interval: float = 20.0, stream: TextIO | None = None,
+                 total: int | None = None, time_budget_s: float | None = None, clock=time.monotonic,
+                 tty_interval: float = 1.0) -> None:
+        from .live import Screen
+
         # None means sys.stdout at print time: Tune pickles callbacks, and a stream does not pickle.
         self.table, self.interval, self.stream = table, interval, stream
-        self.start = time.monotonic()
-        self.last = 0.0
+        self.total, self.time_budget_s, self.clock, self.tty_interval = total, time_budget_s, clock, tty_interval
+        self.start = clock()
+        self.last: float | None = None
+        self.done_at_start: int | None = None
+        self.screen = Screen()
 
-    def _print(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < self.interval:
+    def render(self, now: float) -> str:
+        from .live import remaining_seconds, time_line
+
+        frame = self.table.frame()
+        done = int((~frame["outcome"].isin(["running", "retrying"])).sum()) if len(frame) else 0
+        if self.done_at_start is None:
+            self.done_at_start = done
+        elapsed = now - self.start
+        remaining = remaining_seconds(done, self.done_at_start, self.total, elapsed, self.time_budget_s)
+        return time_line(done, self.total, elapsed, remaining) + "\n" + format_progress(frame, elapsed)
+
+    def _print(self, force: bool = False, tick: bool = False) -> None:
+        from .live import is_terminal
+
+        stream = self.stream or sys.stdout
+        tty = is_terminal(stream)
+        if tick and not tty:
+            return
+        now = self.clock()
+        interval = self.tty_interval if tty else self.interval
+        if not force and self.last is not None and now - self.last < interval:
             return
         self.last = now
-        print(format_progress(self.table.frame(), now - self.start), file=self.stream or sys.stdout, flush=True)
+        self.screen.draw(self.render(now), stream)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "stream": None}
+
+    def __setstate__(self, state: dict) -> None:
+        from .live import Screen
+
+        self.__dict__.update(state)
+        self.start, self.last, self.done_at_start = self.clock(), None, None  # a restored driver's own clock
+        self.screen = Screen()
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        self._print(tick=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._print()

@@ -82,6 +82,10 @@ class SearchSettings:
     compile: bool = False  # torch.compile each trial's model (trials.TrainConfig.compile)
     storage_path: str = "nas_runs"
     name: str = ""
+    # Tracking (nas.orchestration.tracking): the Optuna study's storage (None: RUN_DIR/optuna.journal),
+    # and extra trackers, e.g. ["mlflow"] or ["mlflow=sqlite:///m.db"].
+    optuna_storage: str | None = None
+    log: list[str] = field(default_factory=list)
 
     @cached_property
     def location(self) -> RunLocation:
@@ -248,12 +252,25 @@ def validate(settings: SearchSettings) -> None:
     if settings.val_size is not None and n_train is not None and settings.val_size >= n_train:
         raise SearchConfigError("val_size", "{val} must be below the {n} training images of {dataset}",
                                 val=settings.val_size, n=n_train, dataset=settings.dataset)
+    check_tracking(settings)
     space = resolve_space(settings)
     budget = budget_of(settings)
     if settings.sampler == "grid":
         grid_points(settings, space, budget)  # wrong depths, unreachable budget
     else:
         FeasibleSampler(space, budget)  # unreachable budget: the error gives the space's range
+
+
+def check_tracking(settings: SearchSettings) -> None:
+    """--log targets known (and MLflow installed); --optuna-storage a URL or a path (opened later)."""
+    from .tracking import TrackingError, parse_log
+
+    try:
+        parse_log(settings.log)
+    except TrackingError as exc:  # its message starts with "--log...: "; ours names the field instead
+        raise SearchConfigError("log", "{error}", error=str(exc).split(": ", 1)[-1]) from None
+    if settings.optuna_storage is not None and not settings.optuna_storage.strip():
+        raise SearchConfigError("optuna_storage", "empty; give a path (journal file) or an RDB URL")
 
 
 # --- the run directory and its search.json ----------------------------------------------------------
@@ -334,8 +351,8 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
 
 __all__ = [
     "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "TRAIN_IMAGES", "SearchConfigError",
-    "SearchSettings", "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "dataset_shape",
-    "grid_points", "load_settings", "outside_lines", "proposals", "resolve_data_paths", "resolve_space",
-    "run_location", "scheduler_of", "storage_call", "train_config", "train_resolution", "validate",
-    "write_search_json",
+    "SearchSettings", "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "check_tracking",
+    "dataset_shape", "grid_points", "load_settings", "outside_lines", "proposals", "resolve_data_paths",
+    "resolve_space", "run_location", "scheduler_of", "storage_call", "train_config", "train_resolution",
+    "validate", "write_search_json",
 ]

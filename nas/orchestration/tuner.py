@@ -35,7 +35,8 @@ from .storage import refuse_local_on_multinode
 
 def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, train: dict[str, Any]):
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from .tracking import TrackingError, optuna_storage, tracked_optuna_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress table says what matters
     seed = settings.seed
@@ -51,9 +52,17 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
     metric, mode = ("val_accuracy", "max")
     if settings.objective == "accuracy,flops":
         metric, mode = ["val_accuracy", "flops"], ["max", "min"]
+    try:  # the study lives in RUN_DIR/optuna.journal (or --optuna-storage): optuna-dashboard reads it live
+        # The default journal lives in a local RUN_DIR; a run on an object store keeps its study only where
+        # --optuna-storage points (a journal file needs a filesystem).
+        target = settings.optuna_storage or settings.location.local_dir
+        storage = optuna_storage(target) if target else None
+    except TrackingError as exc:
+        raise SearchConfigError("optuna_storage", "{error}", error=str(exc).split(": ", 1)[-1]) from None
     # metric/mode go to OptunaSearch itself: a define-by-run space ignores TuneConfig's (ray 2.60).
-    return OptunaSearch(space=_WithTrain(FeasibleSampler(space, budget), train), metric=metric, mode=mode,
-                        sampler=samplers[settings.sampler]())
+    return tracked_optuna_search(_WithTrain(FeasibleSampler(space, budget), train), metric=metric, mode=mode,
+                                 sampler=samplers[settings.sampler](), storage=storage, run_name=settings.name,
+                                 max_epochs=settings.max_epochs)
 
 
 def make_scheduler(settings: SearchSettings):
@@ -80,6 +89,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .callbacks import ProgressTable, ResultsTable
     from .data import accepts_data, shipped_dataset
     from .gpu_retry import whole_gpu_retry
+    from .live import LiveReport
 
     space = resolve_space(settings)
     budget = budget_of(settings)
@@ -95,7 +105,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         trainable = tune.with_parameters(trainable, data=data)
     trainable = tune.with_resources(trainable, trial_resources(settings, cluster, train_resolution(settings)))
     table = ResultsTable(loc, space.resolution, settings.max_epochs)
-    callbacks = [table, ProgressTable(table), whole_gpu_retry()]
+    callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s),
+                 whole_gpu_retry(), LiveReport(loc)]
     if resume:
         from ray.tune import Tuner
 
@@ -121,6 +132,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     else:
         param_space = {}
         search_alg, num_samples = make_searcher(settings, space, budget, train), settings.trials
+    callbacks += tracking_callbacks(settings)
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
@@ -138,6 +150,34 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         ),
     )
     return tuner, table, space, budget
+
+
+def expected_trials(settings: SearchSettings) -> int:
+    """How many trials the search will run (the progress table's estimate of what remains)."""
+    if settings.sampler == "grid":
+        return len(settings.cardinality) * settings.seeds
+    return settings.trials
+
+
+def _mlflow_uri(settings: SearchSettings) -> str | None:
+    from .tracking import mlflow_tracking_uri, parse_log
+
+    targets = parse_log(settings.log)
+    return mlflow_tracking_uri(targets["mlflow"], settings.run_dir) if "mlflow" in targets else None
+
+
+def tracking_callbacks(settings: SearchSettings) -> list:
+    """`--log mlflow[=URI]`: the search's parent run and one nested MLflow run per trial (new runs only:
+    on --resume Tune unpickles these callbacks with the Tuner)."""
+    from dataclasses import asdict
+
+    from .tracking import mlflow_callbacks, start_parent_run
+
+    uri = _mlflow_uri(settings)
+    if uri is None:
+        return []
+    parent = start_parent_run(uri, settings.name, settings.run_dir, params=asdict(settings))
+    return mlflow_callbacks(uri, settings.name, parent, run_dir=settings.run_dir)
 
 
 def trial_dirname(trial) -> str:
@@ -200,6 +240,7 @@ def finish(settings: SearchSettings, log=print) -> dict[str, Any]:
         summary["report"] = str(write_report(loc))
     except Exception as exc:  # the report must never lose a finished search
         log(f"warning: report not written: {exc}")
+    summary.update(finish_tracking(settings, summary, log))
     return summary
 
 
@@ -218,4 +259,26 @@ def shown(loc) -> str:
     return urlunsplit((s.scheme, s.netloc, s.path, query, ""))
 
 
-__all__ = ["build_tuner", "finish", "make_scheduler", "make_searcher", "run", "shown"]
+def finish_tracking(settings: SearchSettings, summary: dict[str, Any], log=print) -> dict[str, Any]:
+    """The search's files and best accuracy on its MLflow parent run (closed); where to look."""
+    from .tracking import log_parent_run, start_parent_run, storage_url
+
+    out: dict[str, Any] = {}
+    if settings.sampler != "grid":
+        target = settings.optuna_storage or settings.location.local_dir
+        if target:
+            out["optuna_storage"] = storage_url(target)
+    uri = _mlflow_uri(settings)
+    if uri is not None:
+        try:
+            metrics = {"best_val_accuracy": summary["best_val_accuracy"]} if "best_val_accuracy" in summary else {}
+            log_parent_run(uri, start_parent_run(uri, settings.name, settings.run_dir), settings.run_dir,
+                           metrics=metrics)
+            out["mlflow"] = uri
+        except Exception as exc:  # a tracking server's failure must not lose a finished search
+            log(f"warning: MLflow parent run not updated: {exc}")
+    return out
+
+
+__all__ = ["build_tuner", "expected_trials", "finish", "finish_tracking", "make_scheduler", "make_searcher", "run",
+           "shown", "tracking_callbacks"]
