@@ -17,7 +17,6 @@ from nas.orchestration.settings import (
     SearchConfigError,
     SearchSettings,
     apply_preset,
-    resolve_data_paths,
     resolve_space,
     train_config,
     validate,
@@ -33,6 +32,8 @@ def _settings(*flags: str) -> SearchSettings:
 # --- finding 1: relative data paths -------------------------------------------------------------------
 
 def test_relative_data_paths_reach_trials_as_absolute_paths(tmp_path, monkeypatch):
+    from nas.orchestration.settings import resolve_data_paths
+
     (tmp_path / "data").mkdir()
     (tmp_path / "imgs").mkdir()
     monkeypatch.chdir(tmp_path)
