@@ -1,16 +1,19 @@
 """Training-step throughput of one architecture: the trial's step against a plain eager reference.
 
-    python benchmarks/train_step.py [--arch ARCH.json | --template 32x4d:3,4,6,3] [--batch-size 64]
+    python benchmarks/train_step.py [--arch ARCH.json | --template 32x4d:3,4,6,3 ...] [--batch-size 64 ...]
         [--resolution 28] [--channels 1] [--classes 10] [--device auto] [--threads N] [--compile]
-        [--end-to-end N] [--json]
+        [--end-to-end N [--dataset fashion-mnist] [--data-dir DIR]] [--json]
 
-Both steps run in the same process on the same model and batch (synthetic inputs on the device):
+The steps run in the same process on the same model and batch (synthetic inputs on the device):
   reference: fp32 weights and activations, default (NCHW) layout, eager, torch.optim.SGD defaults;
-  trial:     what trials.loop does: on CUDA channels_last, bf16 autocast, fused SGD; optional compile
-             (on the CPU the loop keeps fp32 NCHW, so the two differ only with --compile).
+  trial:     what trials.loop does: on CUDA channels_last, bf16 autocast, fused SGD, eager
+             (on the CPU the loop keeps fp32 NCHW, so the two differ only in the fused optimiser);
+  compiled:  (--compile) the trial step with torch.compile'd model.
 It prints images/s, TFLOP/s (analytic FLOPs x 2 per multiply-add x 3 for forward+backward) and, on a
 known GPU, MFU against its dense bf16 peak. --end-to-end N also runs one real epoch of trials.loop
-(Fashion-MNIST, N images, augmentation, evaluation) and compares its throughput with the step's.
+(N training images of --dataset, evaluation included) and compares its training throughput with the
+trial step's. --template and --batch-size may be repeated: every combination is measured, one line
+(one JSON object with --json, flushed at once, so a run cut short keeps what it measured) each.
 """
 
 from __future__ import annotations
@@ -72,8 +75,9 @@ def make_step(model, x, y, device: torch.device, optimised: bool):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", help="resnext-arch/1 JSON file")
-    p.add_argument("--template", default="32x4d:3,4,6,3", help="CxDd:depths, used when --arch is absent")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--template", action="append",
+                   help="CxDd:depths, used when --arch is absent (repeatable; default 32x4d:3,4,6,3)")
+    p.add_argument("--batch-size", type=int, action="append", help="repeatable; default 64")
     p.add_argument("--resolution", type=int, default=28)
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--classes", type=int, default=10)
@@ -81,9 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--compile", action="store_true", help="torch.compile the trial step's model")
+    p.add_argument("--compile", action="store_true", help="also time the trial step with torch.compile")
     p.add_argument("--end-to-end", type=int, default=0, metavar="N",
-                   help="also time one real Fashion-MNIST epoch of N images through trials.loop")
+                   help="also time one real epoch of N training images through trials.loop")
+    p.add_argument("--dataset", default="fashion-mnist", help="--end-to-end: the dataset (trials.datasets)")
+    p.add_argument("--data-dir", help="--end-to-end: where the dataset's files are")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -91,29 +97,48 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    arch = load_architecture(args.arch) if args.arch else parse_template(args.template)
-    arch = with_io(arch, in_channels=args.channels, num_classes=args.classes)
+    archs = [load_architecture(args.arch)] if args.arch else \
+        [parse_template(t) for t in (args.template or ["32x4d:3,4,6,3"])]
+    for arch in archs:
+        for batch_size in args.batch_size or [64]:
+            summary = measure(with_io(arch, in_channels=args.channels, num_classes=args.classes), batch_size,
+                              device, args)
+            if args.json:
+                print(json.dumps(summary), flush=True)
+            else:
+                for k, v in summary.items():
+                    print(f"{k:32s} {v:.4g}" if isinstance(v, float) else f"{k:32s} {v}")
+                print(flush=True)
+    return 0
+
+
+def measure(arch, batch_size: int, device: torch.device, args) -> dict:
+    """One architecture at one batch size: reference, trial (and compiled) steps, optional real epoch."""
     macs = complexity(arch, args.resolution).flops
     flop_per_image = 2 * 3 * macs  # multiply-add = 2 FLOPs; backward ~ 2x forward
 
     torch.manual_seed(0)
-    x = torch.randn(args.batch_size, args.channels, args.resolution, args.resolution, device=device)
-    y = torch.randint(0, args.classes, (args.batch_size,), device=device)
+    x = torch.randn(batch_size, args.channels, args.resolution, args.resolution, device=device)
+    y = torch.randint(0, args.classes, (batch_size,), device=device)
+    variants = [("reference", False, False), ("trial", True, False)]
+    if args.compile:
+        variants.append(("compiled", True, True))
     results = {}
-    for name, optimised in (("reference", False), ("trial", True)):
+    for name, optimised, compiled in variants:
         torch.manual_seed(0)
         model = build_model(arch).to(device)
         inp = x
         if optimised and device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
             inp = x.contiguous(memory_format=torch.channels_last)
-        if optimised:
-            if args.compile:
-                model = torch.compile(model)
+        if compiled:
+            model = torch.compile(model)
         model.train()
+        t0 = time.perf_counter()
         seconds = time_steps(make_step(model, inp, y, device, optimised), args.steps, args.warmup, device)
-        ips = args.steps * args.batch_size / seconds
-        results[name] = {"images_per_second": ips, "tflops": ips * flop_per_image / 1e12}
+        ips = args.steps * batch_size / seconds
+        results[name] = {"images_per_second": ips, "tflops": ips * flop_per_image / 1e12,
+                         "wall_seconds": time.perf_counter() - t0}
         del model
     peak = None
     if device.type == "cuda":
@@ -122,30 +147,27 @@ def main(argv: list[str] | None = None) -> int:
     for r in results.values():
         r["mfu"] = r["tflops"] / peak if peak else None
     summary = {
-        "arch": arch.describe(), "batch_size": args.batch_size, "resolution": args.resolution,
+        "arch": arch.describe(), "batch_size": batch_size, "resolution": args.resolution,
         "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
                    else f"cpu ({torch.get_num_threads()} threads)"),
-        "torch": torch.__version__, "gflop_per_image_train": flop_per_image / 1e9, **{
-            f"{k}_{m}": v for k, r in results.items() for m, v in r.items()},
+        "torch": torch.__version__, "gmacs_per_image": macs / 1e9, "gflop_per_image_train": flop_per_image / 1e9,
+        **{f"{k}_{m}": v for k, r in results.items() for m, v in r.items()},
         "speedup": results["trial"]["images_per_second"] / results["reference"]["images_per_second"],
     }
+    if "compiled" in results:
+        summary["speedup_compiled"] = (results["compiled"]["images_per_second"]
+                                       / results["reference"]["images_per_second"])
     if args.end_to_end:
         from trials.loop import TrainConfig, train
 
-        cfg = TrainConfig(epochs=1, batch_size=args.batch_size, train_subset=args.end_to_end,
-                          val_size=max(1, args.end_to_end // 5), device=str(device), compile=args.compile,
-                          train_resolution=None if args.resolution == 28 else args.resolution)
+        cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, epochs=1, batch_size=batch_size,
+                          train_subset=args.end_to_end, val_size=max(1, args.end_to_end // 5),
+                          device=str(device), train_resolution=None if args.resolution == 28 else args.resolution)
         m = train(arch, cfg)
         summary["epoch_train_images_per_second"] = m["images_per_second"]
         summary["epoch_images_per_second_with_eval"] = args.end_to_end / m["epoch_seconds"]
         summary["epoch_vs_step"] = m["images_per_second"] / results["trial"]["images_per_second"]
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        for k, v in summary.items():
-            print(f"{k:32s} {v:.4g}" if isinstance(v, float) else f"{k:32s} {v}")
-    return 0
-
+    return summary
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,7 +36,7 @@ class SearchResult:
 
     trials: Any  # pandas.DataFrame
     best: Any  # search_spaces.Architecture | None
-    run_dir: Path
+    run_dir: Path | str  # a local directory, or the run's URI on an object store
     summary: dict[str, Any]
 
 
@@ -85,14 +85,15 @@ def search(settings=None, /, *, resume: str | Path | None = None, address: str |
     (`address`: join a cluster) and stops it afterwards.
     """
     from . import orchestration
+    from .orchestration.data import absolute_data_env
+    from .orchestration.settings import resolve_data_paths
 
-    if resume is not None:
-        run_dir = Path(resume).expanduser().resolve()
-        settings = orchestration.load_settings(run_dir)
-        settings = replace(settings, storage_path=str(run_dir.parent), name=run_dir.name)
+    if resume is not None:  # a directory or a URI, as for the command
+        settings = resolve_data_paths(orchestration.load_settings(resume))
     else:
-        settings = make_settings(settings, **keywords)
-    created = not settings.run_dir.exists()
+        settings = resolve_data_paths(make_settings(settings, **keywords))
+    absolute_data_env()  # trials run in their own working directories
+    created = resume is None  # check_run_dir refuses a new run whose directory holds anything
     orchestration.check_run_dir(settings, resume is not None)
     own_ray = not ("ray" in sys.modules and sys.modules["ray"].is_initialized())
     try:
@@ -109,26 +110,31 @@ def search(settings=None, /, *, resume: str | Path | None = None, address: str |
             settings, _ = orchestration.apply_preset(settings, resources.get("GPU", 0) > 0, full)
         summary = orchestration.run(settings, resume is not None, resources)
     except SettingError:
-        if created and not (settings.run_dir / "trials.csv").exists():
-            import shutil
+        from .search import _discard  # the command's clean-up of a refused run (local or object store)
 
-            shutil.rmtree(settings.run_dir, ignore_errors=True)  # refused before any trial: leave nothing
+        _discard(settings, created)
         raise
     finally:
         if own_ray and "ray" in sys.modules:
             sys.modules["ray"].shutdown()
-    return _result(settings.run_dir, summary)
+    return _result(settings, summary)
 
 
-def _result(run_dir: Path, summary: dict[str, Any]) -> SearchResult:
+def _result(settings, summary: dict[str, Any]) -> SearchResult:
+    """Read back from the run's location (a local directory, or an object store's run URI)."""
+    import io
+    import json
+
     import pandas as pd
 
-    from search_spaces import load_architecture
+    from search_spaces import Architecture
 
     from .report.schema import BEST_JSON, TRIALS_CSV
 
-    trials = pd.read_csv(run_dir / TRIALS_CSV, dtype={"trial_id": str})
-    best = load_architecture(run_dir / BEST_JSON) if (run_dir / BEST_JSON).is_file() else None
+    loc = settings.location
+    trials = pd.read_csv(io.BytesIO(loc.read_bytes(TRIALS_CSV)), dtype={"trial_id": str})
+    best = Architecture.from_dict(json.loads(loc.read_bytes(BEST_JSON))) if loc.is_file(BEST_JSON) else None
+    run_dir = loc.local_dir if loc.is_local else summary.get("run_dir", loc.display)
     return SearchResult(trials=trials, best=best, run_dir=run_dir, summary=summary)
 
 

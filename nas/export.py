@@ -20,14 +20,11 @@ by `nas.report.export`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from .api import callable_command
 from .cli import Parser, positive_int, run_main, setting_errors
-from .report import export_top
-from .report.export import DEFAULT_TOP
+from .report.export import DEFAULT_TOP, export_run
 
 FLAGS = {"run_dir": None, "top": "--top", "out": "--out"}  # RunDataError.setting -> this command's names
 
@@ -36,24 +33,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m nas.export", description=__doc__.splitlines()[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(
                         __doc__.splitlines()[2:]))
-    parser.add_argument("run_dir", type=Path, help="the search's run directory (contains trials.csv)")
+    parser.add_argument("run_dir", help="the search's run directory (contains trials.csv): a path, or the "
+                        "URI the search printed (s3://bucket/runs/NAME?endpoint_override=...)")
     parser.add_argument("--top", type=positive_int, default=DEFAULT_TOP,
                         help=f"how many architectures to export (default {DEFAULT_TOP})")
-    parser.add_argument("--out", type=Path, default=None, help="where to write them (default RUN_DIR/export)")
+    parser.add_argument("--out", default=None, help="where to write them, a path or a URI (default RUN_DIR/export)")
     args = parser.parse_args(argv)
     with setting_errors(FLAGS):
-        paths = export_top(args.run_dir, args.top, args.out)
-    out = paths[0].parent.parent
-    for p in paths:
-        metrics = json.loads((p.parent / "metrics.json").read_text())
+        exported = export_run(args.run_dir, args.top, args.out)
+    for entry, path in zip(exported.entries, exported.paths, strict=True):
+        metrics = entry["metrics_data"]
         acc = metrics.get("accuracy")
         acc_text = f"{acc * 100:.2f}%" if isinstance(acc, int | float) else "n/a"
-        weights = f", weights {p.parent / metrics['weights']}" if metrics.get("weights") else ""
-        print(f"#{metrics['rank']} {metrics['name']} ({metrics['outcome']}, {acc_text}): {p}{weights}")
-    best = json.loads((paths[0].parent / "metrics.json").read_text())
+        weights = f", weights {exported.out}/{entry['weights']}" if entry.get("weights") else ""
+        print(f"#{metrics['rank']} {metrics['name']} ({metrics['outcome']}, {acc_text}): {path}{weights}")
+    best = exported.entries[0]["metrics_data"]
     if not best.get("weights"):
         print(f"note: no weights exported for the best trial ({best.get('weights_note')})", file=sys.stderr)
-    print(f"index: {out / 'index.json'}")
+    print(f"index: {exported.out}/index.json")
     return 0
 
 

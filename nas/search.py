@@ -8,11 +8,10 @@ ASHA. `--dry-run` shows what would be proposed, without training or starting Ray
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 from search_spaces import SPACES, BudgetError, complexity, format_flops, parse_flops
 
@@ -38,12 +37,30 @@ from .cli import (
     wrap,
 )
 from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
+from .orchestration.data import absolute_data_env
+from .orchestration.settings import resolve_data_paths, train_resolution
 from .orchestration.tracking import dashboard_line
 from .report.schema import TRIALS_CSV
 
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
 # SearchSettings fields whose flag is not `--` + the field with dashes.
 FLAGS = {"budget_flops": "--budget", "budget_resolution": "--resolution", "time_budget_s": "--time-budget"}
+
+
+def cluster_address(text: str) -> str:
+    """--address: HOST:PORT or auto. Ray Client (ray://) is refused: with it Tune runs on the head node and
+    the results never reach this process (review finding 12); `ray job submit` runs the driver there."""
+    if text.startswith("ray://"):
+        raise ValueError("ray:// (Ray Client) is not supported: run the search on the cluster with "
+                         "`ray job submit --address http://HEAD:8265 --working-dir . -- python -m nas.search ...`")
+    return parse_host_port(text)
+
+
+def job_address() -> str | None:
+    """The cluster of the Ray job this process runs in (`ray job submit` sets RAY_ADDRESS to its GCS
+    address): joined instead of starting a second Ray. A dashboard (http) address is for `ray job` only."""
+    address = os.environ.get("RAY_ADDRESS", "")
+    return address if address and "://" not in address else None
 
 
 def build_parser() -> Parser:
@@ -61,6 +78,8 @@ def build_parser() -> Parser:
                       help="fashion-mnist, cifar10, cifar100, synthetic or imagefolder:PATH")
     data.add_argument("--data-dir")
     data.add_argument("--train-subset", type=positive_int, help="train on N images of the training split")
+    data.add_argument("--val-size", type=positive_int, help="validation images held out of the training split "
+                      "(default: the CPU preset's 1000, else min(5000, a tenth of the training images))")
     data.add_argument("--train-resolution", type=positive_int, help="resize training inputs to N x N")
     data.add_argument("--batch-size", type=positive_int)
     data.add_argument("--lr", type=positive_float)
@@ -72,7 +91,8 @@ def build_parser() -> Parser:
     s.add_argument("--depths", type=int_list, help="grid sampler: fixed depths (default 3,4,6,3 / 3,3,3)")
     s.add_argument("--seeds", type=positive_int, default=1, help="grid sampler: seeds per architecture")
     s.add_argument("--objective", type=choice(OBJECTIVES), default="accuracy")
-    s.add_argument("--scheduler", type=choice(SCHEDULERS), default="asha")
+    s.add_argument("--scheduler", type=choice(SCHEDULERS), default=None,
+                   help="asha (default) or none; the grid sweep defaults to none (every point trains fully)")
     s.add_argument("--max-epochs", type=positive_int)
     s.add_argument("--grace-epochs", type=positive_int)
     s.add_argument("--reduction-factor", type=reduction_factor)
@@ -81,8 +101,12 @@ def build_parser() -> Parser:
     s.add_argument("--max-concurrent", type=positive_int)
     s.add_argument("--seed", type=non_negative_int, default=0)
     s.add_argument("--full", action="store_true", help="no CPU scale-down: " + FULL_FLAGS)
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile each trial's model (pays off on long GPU trials; on the CPU preset "
+                        "compiling costs more than it saves: docs/performance.md)")
     r = p.add_argument_group("Ray")
-    r.add_argument("--address", type=wrap(parse_host_port), help="join a Ray cluster (HOST:PORT or auto)")
+    r.add_argument("--address", type=wrap(cluster_address), help="join a Ray cluster (HOST:PORT or auto; inside "
+                   "`ray job submit`, the job's cluster)")
     r.add_argument("--dashboard-host", type=wrap(parse_host), default="127.0.0.1")
     r.add_argument("--dashboard-port", type=port, default=8265)
     r.add_argument("--gpus-per-trial", type=gpu_share)
@@ -115,14 +139,16 @@ def settings_from_args(args) -> SearchSettings:
     return SearchSettings(
         budget_flops=args.budget, tolerance=args.tolerance, space=args.space, free=args.free,
         budget_resolution=args.resolution, dataset=args.dataset, data_dir=args.data_dir,
-        train_subset=args.train_subset, train_resolution=args.train_resolution, sampler=args.sampler,
+        train_subset=args.train_subset, val_size=args.val_size, train_resolution=args.train_resolution,
+        sampler=args.sampler,
         cardinality=args.cardinality, match=args.match, depths=args.depths, seeds=args.seeds,
         objective=args.objective, scheduler=args.scheduler, max_epochs=args.max_epochs or 0,
         grace_epochs=args.grace_epochs or 0, reduction_factor=args.reduction_factor or 0,
         trials=args.trials or 0, time_budget_s=args.time_budget, max_concurrent=args.max_concurrent,
         seed=args.seed, batch_size=args.batch_size, lr=args.lr, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures,
-        storage_path=args.storage_path, name=name, optuna_storage=args.optuna_storage, log=args.log,
+        storage_path=args.storage_path, name=name, compile=args.compile, optuna_storage=args.optuna_storage,
+        log=args.log,
     )
 
 
@@ -132,10 +158,17 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
         print(f"note: --dry-run shows {settings.sampler}'s start-up proposals with the random sampler",
               file=sys.stderr)
     archs = orchestration.proposals(settings, samples)
+    if settings.sampler == "grid":
+        for line in orchestration.outside_lines(orchestration.grid_points(settings, space, budget)):
+            print(line, file=sys.stderr)
+        if orchestration.scheduler_of(settings) == "asha":
+            print(orchestration.GRID_ASHA_NOTE, file=sys.stderr)
     if not as_json:
         print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), budget {budget} at "
               f"{space.resolution}x{space.resolution} ({space.in_channels} input channels, {space.num_classes} "
               f"classes; trials adapt both ends to {settings.dataset})")
+        if archs:
+            print(stage_maps_line(archs[0], train_resolution(settings)))
         print(f"{'#':>3} {'architecture':<32} {'GFLOPs':>7} {'params (M)':>10} {'of budget':>9}")
     for i, arch in enumerate(archs):
         cx = complexity(arch, space.resolution)
@@ -148,21 +181,37 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
     return 0
 
 
+def stage_maps_line(arch, resolution: int) -> str:
+    """Each stage's feature-map size at the training resolution (it depends only on the stem and the
+    resolution, not on C, d or depth), with a warning when a stage works on 1x1 maps: there a 3x3
+    grouped convolution sees only its centre tap, so that stage's cardinality is barely tested."""
+    maps = [(p.name, p.out_resolution) for p in complexity(arch, resolution).parts if p.name.startswith("stage")]
+    text = ", ".join(f"{name} {hw}x{hw}" for name, hw in maps)
+    line = f"training at {resolution}x{resolution}: feature maps {text}"
+    if any(hw < 2 for _, hw in maps):
+        ok = next(r for r in range(resolution, 100 * resolution)
+                  if min(p.out_resolution for p in complexity(arch, r).parts if p.name.startswith("stage")) >= 2)
+        line += (f"\nwarning: 1x1 maps make a 3x3 convolution its centre tap; --train-resolution {ok} or more "
+                 "keeps every stage >= 2x2")
+    return line
+
+
 # --- the search ------------------------------------------------------------------------------------------
 
 def search(settings: SearchSettings, args, resume: bool) -> int:
-    created = not settings.run_dir.exists()
+    created = not resume  # check_run_dir refuses a new run whose directory holds anything
     orchestration.check_run_dir(settings, resume)
-    orchestration.configure_ray_env(args.address)
+    address = args.address or job_address()
+    orchestration.configure_ray_env(address)
     import ray  # only now: configure_ray_env must come first
 
     try:
-        ray_info = orchestration.start_ray(args.address, args.dashboard_host, args.dashboard_port)
+        ray_info = orchestration.start_ray(address, args.dashboard_host, args.dashboard_port)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        _discard(settings.run_dir, created)
+        _discard(settings, created)
         raise UsageError(f"--address: cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
     try:
-        if args.dashboard_host not in ("127.0.0.1", "localhost") and not args.address:
+        if args.dashboard_host not in ("127.0.0.1", "localhost") and not address:
             print(f"warning: the Ray dashboard listens on {args.dashboard_host}, reachable beyond this "
                   "machine; token authentication stays on", file=sys.stderr)
         print(dashboard_line(ray_info["dashboard"] or "(not running)", ray_info["token_path"]), flush=True)
@@ -174,7 +223,7 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
                       + f". Full search: {FULL_FLAGS}.", flush=True)
         summary = orchestration.run(settings, resume, ray_info["resources"])
     except SearchConfigError:
-        _discard(settings.run_dir, created)  # refused before any trial ran: leave nothing behind
+        _discard(settings, created)  # refused before any trial ran: leave nothing behind
         raise
     finally:
         ray.shutdown()
@@ -183,13 +232,23 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
     for key in ("best_json", "report", "optuna_storage", "mlflow"):
         if key in summary:
             print(f"{key.replace('_', ' ')}: {summary[key]}")
-    print(f"trials: {settings.run_dir / TRIALS_CSV}")
+    print(f"trials: {settings.location.display}/{TRIALS_CSV}")
+    if not settings.location.is_local:
+        print(f"run: {summary['run_dir']}  (give this to --resume, nas.analyze, nas.export)")
     return 0
 
 
-def _discard(run_dir: Path, created: bool) -> None:
-    if created and run_dir.is_dir() and not (run_dir / TRIALS_CSV).exists():
-        shutil.rmtree(run_dir, ignore_errors=True)
+def _discard(settings: SearchSettings, created: bool) -> None:
+    loc = settings.location
+    if not created or loc.is_file(TRIALS_CSV):
+        return
+    if loc.is_local:
+        shutil.rmtree(loc.root, ignore_errors=True)
+    else:
+        try:
+            loc.delete("")
+        except OSError:
+            pass  # a refused search must still say why it was refused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     resume = args.resume is not None
     try:
         with setting_errors(FLAGS):
-            if resume:
-                run_dir = Path(args.resume).expanduser().resolve()
-                settings = orchestration.load_settings(run_dir)
-                settings = replace(settings, storage_path=str(run_dir.parent), name=run_dir.name)
+            if resume:  # a directory or a URI (s3://bucket/runs/NAME?endpoint_override=...)
+                settings = orchestration.load_settings(args.resume)
             else:
                 settings = settings_from_args(args)
+            settings = resolve_data_paths(settings)  # trials run in their own working directories
+            absolute_data_env()
             if args.dry_run:
                 settings, _ = orchestration.apply_preset(settings, has_gpu=False, full=True)
                 return dry_run(settings, args.samples, args.json)

@@ -13,10 +13,10 @@ import json
 import os
 import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
-from search_spaces import load_architecture, with_io
+from search_spaces import Architecture, load_architecture, with_io
 
 from .cli import Parser, UsageError, non_negative_float, non_negative_int, positive_float, positive_int, run_main
 
@@ -49,7 +49,8 @@ def build_parser() -> Parser:
 
     d = TrainConfig()
     p = Parser(prog="python -m nas.train", description=__doc__.splitlines()[0])
-    p.add_argument("arch", metavar="ARCH.json", help="a resnext-arch/1 file (e.g. exported by nas.search)")
+    p.add_argument("arch", metavar="ARCH.json", help="a resnext-arch/1 file (e.g. exported by nas.search): a "
+                   "path, or a URI such as s3://bucket/runs/NAME/best.json?endpoint_override=...")
     p.add_argument("--dataset", type=dataset_name, default="fashion-mnist",
                    help="fashion-mnist (default), cifar10, cifar100, synthetic or imagefolder:PATH")
     p.add_argument("--data-dir", default=None,
@@ -64,6 +65,9 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (pays off on long GPU trainings; on the CPU compiling a "
+                        "ResNeXt-50 costs more than a short training saves: docs/performance.md)")
     p.add_argument("--out", default=None, help="output directory (default ./nas_train/<ARCH file stem>)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     return p
@@ -90,14 +94,32 @@ def _check_paths(data_dir: str | None, out: Path) -> None:
         raise UsageError(f"--out: cannot write to {out} ({probe} is not a writable directory)")
 
 
+def _load_arch(text: str) -> tuple[str, PurePath, Architecture]:
+    """ARCH.json from a path or from a URI (best.json or an export's arch.json on a bucket); a URI's
+    file is read through nas.orchestration.storage (pyarrow.fs) into a temporary file and checked
+    exactly like a local one."""
+    from .orchestration.storage import RunLocation, StorageError, is_uri
+
+    if not is_uri(text):
+        return text, Path(text), load_architecture(text)
+    try:
+        loc = RunLocation.from_run_uri(text)  # the file is the "run" name; its folder the storage path
+        with tempfile.TemporaryDirectory(prefix="nas-arch-") as tmp:
+            arch = load_architecture(loc.download("", Path(tmp) / loc.name))
+    except StorageError as exc:
+        raise UsageError(f"ARCH.json: {str(exc).split(': ', 1)[-1]}") from None
+    except (FileNotFoundError, OSError) as exc:
+        raise UsageError(f"ARCH.json: cannot read {loc.display} ({str(exc).splitlines()[0]})") from None
+    return loc.display, PurePosixPath(loc.root), arch
+
+
 def _train(args: argparse.Namespace) -> int:
     # torch and the training code are imported here, after parsing, on purpose: flag errors stay quick.
     import torch
 
     from trials import TrainConfig, load_checkpoint, load_dataset, resolve_device, train
 
-    arch_path = Path(args.arch)
-    arch = load_architecture(arch_path)
+    arch_file, arch_path, arch = _load_arch(args.arch)
     out = Path(args.out) if args.out else Path("nas_train") / arch_path.stem
     _check_paths(args.data_dir, out)
     config = TrainConfig.from_dict({
@@ -105,6 +127,7 @@ def _train(args: argparse.Namespace) -> int:
         "train_subset": args.train_subset, "batch_size": args.batch_size, "lr": args.lr,
         "warmup_epochs": args.warmup_epochs, "train_resolution": args.train_resolution,
         "seed": args.seed, "device": args.device, "threads": args.threads, "final": True,
+        "compile": args.compile or None,
     })
     device = resolve_device(config.device)
     dataset = load_dataset(config.dataset, config.data_dir, download=config.download,
@@ -115,8 +138,8 @@ def _train(args: argparse.Namespace) -> int:
               f"classes to {adapted.in_channels} / {adapted.num_classes} for {dataset.name}", flush=True)
     n_train = min(len(dataset.train), config.train_subset or len(dataset.train))
     print(f"training {adapted.describe()} on {dataset.name} ({n_train} train / {len(dataset.test)} test "
-          f"images) for {config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, device {device}",
-          flush=True)
+          f"images) for {config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, device {device}"
+          + (", compiled" if config.compile else ""), flush=True)
 
     def progress(m: dict[str, Any]) -> None:
         if m["status"] != "ok":
@@ -135,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
             torch.save(load_checkpoint(work)["model"], out / "model.pt")
     summary = {
         "arch": adapted.to_dict(),
-        "arch_file": str(arch_path),
+        "arch_file": arch_file,
         "dataset": dataset.name,
         "status": result["status"],
         "reason": result["reason"],

@@ -38,6 +38,14 @@ def _widest_d(depths, cardinality, budget, tol, resolution, classes) -> int | No
     return best
 
 
+def _encoded_params(cardinality_index: int, stages: int, rng) -> dict[str, float]:
+    """The sampler's parameters as nas.search records them (Ray copies Optuna's suggestions into the
+    config): search_spaces.sampling's encoding, an index and positions in [0, 1], not the trained values."""
+    return {"param_cardinality_index": cardinality_index, "param_base_width_pos": float(rng.uniform()),
+            "param_width_pos": float(rng.uniform()),
+            **{f"param_depth_{k + 1}_pos": float(rng.uniform()) for k in range(stages)}}
+
+
 def _true_accuracy(c: int, d: int, depth_total: int, space: str, rng) -> float:
     # Made-up response surface: more paths help up to ~32, too-thin paths (d < 4) hurt, depth helps.
     lc = math.log2(c)
@@ -133,11 +141,9 @@ def write_fake_run(
             val_loss=2.5 * (1 - curve[epochs - 1]) + 0.3, train_loss=2.2 * (1 - curve[epochs - 1]) + 0.2,
             epochs=epochs, images_per_second=round(speed, 1), seconds=round(epochs * 50000 / speed, 1),
             seed=trial_seed, lr=float(rng.choice([0.05, 0.1, 0.2])), batch_size=256,
-            checkpoint="",
-            param_cardinality=c, param_width=d, **{f"param_depth_{k + 1}": v for k, v in enumerate(depths)},
-            param_lr=None,
+            checkpoint="", base_width=arch.stages[0].out_channels,
+            **_encoded_params(c_choices.index(c), stages, rng),
         ))
-        rows[-1]["param_lr"] = rows[-1]["lr"]
         elapsed = 0.0
         for e in range(1, epochs + 1):
             sec = 50000 / speed * rng.uniform(0.97, 1.03)
@@ -172,9 +178,8 @@ def write_fake_run(
                 cardinalities=",".join(map(str, arch.cardinalities)),
                 group_widths=",".join(map(str, arch.group_widths)),
                 flops=cx.flops, flops_train=complexity(arch, train_res).flops, params=cx.params,
-                epochs=epochs, seed=k, lr=0.4, batch_size=256, checkpoint="",
-                param_cardinality=c, param_width=d, param_lr=0.4,
-                **{f"param_depth_{j + 1}": v for j, v in enumerate(depths)},
+                epochs=epochs, seed=k, lr=0.4, batch_size=256, checkpoint="", base_width=arch.stages[0].out_channels,
+                **_encoded_params(len(c_choices) - 1 - k, stages, rng),
             )
             if outcome == "diverged":
                 row.update(val_accuracy=0.001, best_val_accuracy=0.004, train_loss=float("nan"),

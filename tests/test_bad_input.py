@@ -25,7 +25,7 @@ import pytest
 from nas.cli import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = {cmd: f"nas.{cmd}" for cmd in ("search", "train", "inspect", "analyze", "export")}
+MODULES = {cmd: f"nas.{cmd}" for cmd in ("search", "train", "inspect", "analyze", "export", "validate")}
 
 # A valid, tiny architecture; the JSON cases below break one field of it at a time.
 GOOD_ARCH = {
@@ -251,6 +251,22 @@ RUN_CASES = [
     case("export", "{pending}", expect="no trial has reported an accuracy"),
     case("export", "{run}", "--out", "{file}", expect="--out"),
     case("export", "{run}", "--out", "{file}/sub", expect="--out"),
+    # issue 12: comparing runs
+    case("analyze", "{run}", "--out", "{tmp}/cmp.html", expect=("--out", "two or more run directories")),
+    case("analyze", "{run}", "{missing}", expect="no such run directory"),
+    case("analyze", "{run}", "{run}", "--out", "{file}/sub.html", expect=("--out", "folder does not exist")),
+    case("analyze", "{run}", "{run}", "--out", "{empty}", expect=("--out", "is a directory")),
+    # issue 12: nas.validate (every check happens before Ray starts)
+    case("validate", "{run}", expect="--top"),
+    case("validate", "{run}", "--top", "0", expect=("--top", "positive integer")),
+    case("validate", "{run}", "--top", "two", expect="--top"),
+    case("validate", "{run}", "--top", "1", "--controls", "-1", expect=("--controls", "integer >= 0")),
+    case("validate", "{run}", "--top", "1", "--seeds", "0", expect=("--seeds", "positive integer")),
+    case("validate", "{run}", "--top", "1", "--epochs", "0", expect=("--epochs", "positive integer")),
+    case("validate", "{run}", "--top", "1", "--train-resolution", "x", expect="--train-resolution"),
+    case("validate", "{missing}", "--top", "1", expect="no such run directory"),
+    case("validate", "{empty}", "--top", "1", expect="no trials.csv"),
+    case("validate", "{run}", "--top", "1", expect=("search.json", "settings")),
 ]
 
 

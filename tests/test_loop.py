@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -133,9 +132,8 @@ def test_learns_fashion_mnist_far_above_chance():
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST not installed")
     arch = template((1, 1, 1), 4, 4, in_channels=1, num_classes=10, base_out=64)
-    start = time.perf_counter()
+    # No time limit here: speed is measured in benchmarks/, never asserted (a loaded machine failed it).
     result = train(arch, TrainConfig(epochs=3, train_subset=2000, val_size=1000, threads=2, device="cpu"))
-    assert time.perf_counter() - start < 60
     assert result["val_accuracy"] > 0.5, result  # chance is 0.1; measured 0.664 on the dev machine
 
 

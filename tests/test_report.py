@@ -28,11 +28,13 @@ def figures(report: Path) -> dict[str, dict]:
     return {key: json.loads(body) for key, body in found}
 
 
-def trial_points(fig: dict, role: str = "trials") -> dict[str, tuple]:
-    """{trial_id: (x, y, customdata)} over the per-trial point traces of a figure."""
+def trial_points(fig: dict, role: str = "trials", epoch: int | None = None) -> dict[str, tuple]:
+    """{trial_id: (x, y, customdata)} over the per-trial point traces of a figure (of one fidelity's
+    panel when `epoch` is given)."""
     out = {}
     for tr in fig["data"]:
-        if (tr.get("meta") or {}).get("role") != role:
+        meta = tr.get("meta") or {}
+        if meta.get("role") != role or (epoch is not None and meta.get("epoch") != epoch):
             continue
         for x, y, cd in zip(tr["x"], tr["y"], tr["customdata"], strict=True):
             assert cd[0] not in out, f"trial {cd[0]} plotted twice"
@@ -85,25 +87,48 @@ def test_header_shows_budget_space_dataset_outcomes_and_best(asha_run):
     assert best["name"] in header and f"{best['best_val_accuracy'] * 100:.2f}%" in header
 
 
-def test_accuracy_vs_cardinality_has_one_point_per_measured_trial(asha_run, asha_figs):
-    _, _, trials = asha_run
+def epoch_accuracy(run_dir: Path, epoch: int) -> dict[str, float]:
+    ep = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
+    return ep[ep["epoch"] == epoch].set_index("trial_id")["val_accuracy"].to_dict()
+
+
+def test_accuracy_vs_cardinality_one_panel_per_fidelity(asha_run, asha_figs):
+    run_dir, _, trials = asha_run
     fig = asha_figs["cardinality"]
-    points = trial_points(fig)
     measured = trials[trials["outcome"].isin(["completed", "stopped"])]
-    assert set(points) == set(measured["trial_id"])
+    done = trials[trials["outcome"] == "completed"]
+    at1 = epoch_accuracy(run_dir, 1)
+    # left panel: every measured trial, with the accuracy it had at epoch 1 (not its best later on)
+    left = trial_points(fig, epoch=1)
+    assert set(left) == set(measured["trial_id"])
     for row in measured.itertuples():
-        x, y, cd = points[row.trial_id]
+        x, y, cd = left[row.trial_id]
         assert cd[3] == row.cardinality and cd[1] == row.name  # hover: the architecture
         # points of different widths sit side by side, within a quarter octave of their cardinality
         assert abs(math.log2(x) - math.log2(row.cardinality)) < 0.25
-        assert y == pytest.approx(100 * row.best_val_accuracy)
+        assert y == pytest.approx(100 * at1[row.trial_id])
+    # right panel: the completed trials only, at their best accuracy
+    right = trial_points(fig, epoch=9)
+    assert set(right) == set(done["trial_id"])
+    for row in done.itertuples():
+        assert right[row.trial_id][1] == pytest.approx(100 * row.best_val_accuracy)
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert titles[0] == f"at epoch 1, n={len(measured)} (left out: 3 failed)"
+    assert titles[1].startswith(f"completed (9 epochs), n={len(done)}")
     assert fig["layout"]["xaxis"]["type"] == "log"
     assert "cardinality" in axis_title(fig) and "(%)" in axis_title(fig, "yaxis")
     assert fig["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "d"
-    # the trend: one median per cardinality among the completed trials
-    trend = role_traces(fig, "trend")[0]
-    done = trials[trials["outcome"] == "completed"]
-    assert sorted(trend["x"]) == sorted(done["cardinality"].unique())
+    # the trends: one median per cardinality per panel, over that panel's trials, with an interval
+    for epoch, rows, acc in ((1, measured, measured["trial_id"].map(at1)), (9, done, done["best_val_accuracy"])):
+        trend = next(t for t in role_traces(fig, "median-ci") if t["meta"]["epoch"] == epoch)
+        want = acc.groupby(rows["cardinality"]).agg(["median", "count"])
+        assert trend["meta"]["groups"] == list(want.index)
+        assert trend["meta"]["median"] == pytest.approx(list(want["median"]))
+        assert trend["meta"]["group_n"] == list(want["count"])
+        for lo, med, hi, n in zip(trend["meta"]["lo"], trend["meta"]["median"], trend["meta"]["hi"],
+                                  trend["meta"]["group_n"], strict=True):
+            assert (lo is None) == (n < 2)
+            assert n < 2 or lo <= med <= hi
 
 
 def test_failed_trials_are_listed_not_plotted(asha_run, asha_figs):
@@ -123,7 +148,7 @@ def test_failed_trials_are_listed_not_plotted(asha_run, asha_figs):
 def test_width_and_depth_figures(asha_run, asha_figs):
     _, _, trials = asha_run
     measured = trials[trials["outcome"].isin(["completed", "stopped"])]
-    width = trial_points(asha_figs["width"])
+    width = trial_points(asha_figs["width"], epoch=1)
     assert {tid: cd[4] for tid, (_, _, cd) in width.items()} == dict(zip(measured["trial_id"], measured["width"],
                                                                          strict=True))
     assert "bottleneck width d" in axis_title(asha_figs["width"])
@@ -144,14 +169,21 @@ def test_width_and_depth_figures(asha_run, asha_figs):
             assert abs(x - rows.at[tid, col]) < 0.35
 
 
-def test_edf_per_cardinality_counts_completed_trials(asha_run, asha_figs):
-    _, _, trials = asha_run
+def test_edf_per_cardinality_at_each_fidelity(asha_run, asha_figs):
+    run_dir, _, trials = asha_run
     done = trials[trials["outcome"] == "completed"]
+    measured = trials[trials["outcome"].isin(["completed", "stopped"])]
+    at1 = epoch_accuracy(run_dir, 1)
     edfs = role_traces(asha_figs["edf"], "edf")
-    assert {tr["meta"]["cardinality"]: tr["meta"]["n"] for tr in edfs} == done["cardinality"].value_counts().to_dict()
+    assert {e["meta"]["epoch"] for e in edfs} == {1, 9}
+    for epoch, rows in ((1, measured), (9, done)):
+        curves = {tr["meta"]["cardinality"]: tr for tr in edfs if tr["meta"]["epoch"] == epoch}
+        assert {c: tr["meta"]["n"] for c, tr in curves.items()} == rows["cardinality"].value_counts().to_dict()
+        for c, tr in curves.items():
+            part = rows[rows["cardinality"] == c]
+            acc = part["trial_id"].map(at1) if epoch == 1 else part["best_val_accuracy"]
+            assert tr["x"][1:] == pytest.approx(sorted(100 * (1 - acc)))  # errors at that one fidelity
     for tr in edfs:
-        n = tr["meta"]["n"]
-        assert f"(n={n})" in tr["name"]
         assert tr["y"][0] == 0 and tr["y"][-1] == pytest.approx(1.0)
         assert tr["x"] == sorted(tr["x"])
     assert "error (%)" in axis_title(asha_figs["edf"])
@@ -206,10 +238,28 @@ def test_learning_curves_show_where_asha_stopped(asha_run, asha_figs):
     assert axis_title(fig).startswith("epoch")
 
 
-def test_importance_ranks_the_sampled_parameters(asha_figs):
+def test_importance_ranks_the_trained_architecture_not_the_sampler_encoding(asha_figs):
+    # trials.csv holds the sampler's encoded param_*_pos / param_cardinality_index columns too; the
+    # figure ranks what trained: cardinality, width and the depths (base width is constant here).
+    bar = role_traces(asha_figs["importance"], "importance")[0]
+    assert {"cardinality", "width", "depth_1", "depth_4"} <= set(bar["y"])
+    assert not [y for y in bar["y"] if y.endswith(("_pos", "_index"))], bar["y"]
+    assert "at epoch 1" in asha_figs["importance"]["layout"]["title"]["text"]
+
+
+def test_importance_ranks_the_sampled_parameters_or_says_too_few(asha_run, asha_figs):
+    _, _, trials = asha_run
+    # every measured trial at epoch 1: enough for importance, with its bootstrap interval
     bar = role_traces(asha_figs["importance"], "importance")[0]
     assert {"cardinality", "width"} <= set(bar["y"])
-    assert sum(bar["x"]) == pytest.approx(1.0)
+    assert bar["meta"]["n"] == trials["outcome"].isin(["completed", "stopped"]).sum()
+    assert sum(bar["x"]) == pytest.approx(1.0, abs=0.05)  # means of resamples that each sum to 1
+    assert "at epoch 1" in asha_figs["importance"]["layout"]["title"]["text"]
+    # the completed trials are too few: no bars, a sentence
+    fig = asha_figs["importance-completed"]
+    assert not fig["data"] and fig["layout"]["meta"]["role"] == "importance-none"
+    n_done = int((trials["outcome"] == "completed").sum())
+    assert n_done < 10 and f"too few trials (n={n_done};" in fig["layout"]["annotations"][0]["text"]
 
 
 def test_top_k_table_links_to_loadable_architectures(asha_run):
@@ -260,7 +310,7 @@ def test_partial_run_without_search_json(tmp_path):
     trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
     running = trials.loc[trials["outcome"] == "running", "trial_id"].item()
     pending = trials.loc[trials["outcome"] == "pending", "trial_id"].item()
-    points = trial_points(figures(report)["cardinality"])
+    points = trial_points(figures(report)["cardinality"], epoch=1)  # the running one counts at epoch 1
     assert running in points and pending not in points
     assert points[running][2][2] == "running"
     assert "search.json is missing" in html and "still running or interrupted" in html
@@ -287,15 +337,12 @@ def test_header_only_trials_csv(tmp_path):
     assert "0 trial(s)" in report.read_text()
 
 
-def test_param_importance_needs_three_completed_trials(tmp_path):
+def test_param_importance_from_too_few_trials_says_so(tmp_path):
     run_dir = write_fake_run(tmp_path / "few", n_trials=6, failures=False, seed=3)
-    trials = pd.read_csv(run_dir / "trials.csv")
-    trials["outcome"] = ["completed", "completed"] + ["stopped"] * (len(trials) - 2)
-    trials.to_csv(run_dir / "trials.csv", index=False)
     from nas.report.figures import importance
 
     section = importance(load_run(run_dir))
-    assert section.figure is None and "at least 3 completed" in section.note
+    assert not section.figure.data and "too few trials (n=6" in section.caption
 
 
 def test_command_line(asha_run, capsys):
@@ -317,3 +364,50 @@ def test_report_survives_unreadable_arch_and_odd_ids(tmp_path):
     assert "weird_id.json" in names and all(p.parent == run_dir / "architectures"
                                             for p in (run_dir / "architectures").iterdir())
     shutil.rmtree(run_dir)
+
+
+def test_default_cpu_run_no_longer_shows_the_c2_artefact_as_a_trend(tmp_path):
+    """docs/runs' real CPU run: ASHA kept the C=2 trials for a second epoch, so pooling each trial's final
+    accuracy ranks C=2 first. At one fidelity, C=8 leads at epoch 1 and the completed ones are a tie."""
+    for part in ("trials.csv", "epochs.csv", "search.json"):
+        shutil.copy(ROOT / "docs" / "runs" / f"cpu-default-4GFLOPs-{part}", tmp_path / part)
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert trials.nlargest(2, "best_val_accuracy")["cardinality"].tolist() == [2, 2]  # pooled, C=2 on top
+    fig = figures(write_report(tmp_path))["cardinality"]
+    trends = {t["meta"]["epoch"]: t["meta"] for t in role_traces(fig, "median-ci")}
+    assert set(trends) == {1, 2}
+    at1 = dict(zip(trends[1]["groups"], trends[1]["median"], strict=True))
+    assert at1[8] > at1[2] and trends[1]["n"] == 9
+    assert dict(zip(trends[1]["groups"], trends[1]["group_n"], strict=True)) == {2: 6, 8: 2, 16: 1}
+    assert trends[2]["n"] == 4 and trends[2]["group_n"] == [2, 2]
+    # with n=2 a bootstrap interval is just the two values (the caption says so)
+    assert (trends[2]["lo"][0], trends[2]["hi"][0]) == pytest.approx((0.788, 0.790))
+    assert (trends[2]["lo"][1], trends[2]["hi"][1]) == pytest.approx((0.778, 0.784))
+
+
+def test_comparison_overlays_the_runs_edfs_with_n_per_curve(tmp_path, capsys):
+    a = write_fake_run(tmp_path / "shared", n_trials=12, seed=4, failures=False, max_epochs=3)
+    b = write_fake_run(tmp_path / "cifar", n_trials=8, seed=5, space="resnext-cifar", max_epochs=3)
+    out = tmp_path / "cmp.html"
+    assert run_main(main, [str(a), str(b), "--out", str(out)]) == 0
+    assert f"{out} (comparison of 2 runs)" in capsys.readouterr().out
+    assert (a / "report.html").is_file() and (b / "report.html").is_file()
+    figs = figures(out)
+    assert set(figs) == {"edf-common", "edf-completed"}
+    for key, fidelity in (("edf-common", "at epoch 1"), ("edf-completed", "completed (3 epochs)")):
+        curves = {tr["meta"]["run"]: tr for tr in role_traces(figs[key], "edf-run")}
+        assert set(curves) == {"shared", "cifar"}
+        assert fidelity in figs[key]["layout"]["title"]["text"]
+        for run_dir, name in ((a, "shared"), (b, "cifar")):
+            t = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+            if key == "edf-common":
+                rows = t[t["outcome"].isin(["completed", "stopped"])]
+                err = 100 * (1 - rows["trial_id"].map(epoch_accuracy(run_dir, 1)))
+            else:
+                rows = t[t["outcome"] == "completed"]
+                err = 100 * (1 - rows["best_val_accuracy"])
+            tr = curves[name]
+            assert tr["meta"]["n"] == len(rows) and f"(n={len(rows)})" in tr["name"]
+            assert tr["x"][1:] == pytest.approx(sorted(err))
+    html = out.read_text()
+    assert "resnext-cifar" in html and "resnext-imagenet" in html

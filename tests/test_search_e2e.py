@@ -130,8 +130,10 @@ MOMENTS = {
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
     run_dir = tmp_path / "killed"
+    # Own dashboard port: another search on the machine may hold the default one.
+    dashboard = ["--dashboard-port", str(free_port())]
     args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
-            "--storage-path", str(tmp_path), "--name", "killed"]
+            "--storage-path", str(tmp_path), "--name", "killed", *dashboard]
     log = tmp_path / "first.log"
     proc = searchrun.start(args, log)
     try:
@@ -142,7 +144,7 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
     before, epochs_before = searchrun.trials(run_dir), _epochs(run_dir)
     finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
     searchrun.kill_pids(leftovers)
-    out = searchrun.run(["--resume", str(run_dir)])
+    out = searchrun.run(["--resume", str(run_dir), *dashboard])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     after, epochs = searchrun.trials(run_dir), _epochs(run_dir)
     # exactly the trials asked for, each once, all finished
@@ -160,6 +162,10 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
         pd.testing.assert_frame_equal(again.reset_index(drop=True), kept.reset_index(drop=True))
     if moment == "mid-trial":
         assert len(kept) >= 3  # the interrupted trial's first epoch is among them
+    # best.json and the printed summary rank every trial in trials.csv, those run after the resume too
+    top = after.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
+    assert load_architecture(run_dir / "best.json").to_dict() == json.loads(top["arch"])
+    assert f"Best: {top['name']}" in out.stdout
 
 
 def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path):

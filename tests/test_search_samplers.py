@@ -40,11 +40,13 @@ def test_samplers_propose_feasible_trials(tmp_path, ray_instance, sampler, objec
 
 
 def test_grid_sweep_runs_the_matched_architectures_once_per_seed(tmp_path, ray_instance):
+    # Two epochs with grace 1 and reduction factor 2: under ASHA some points would stop after one.
     s = tiny(tmp_path, "grid", sampler="grid", cardinality=[1, 4], match="flops", seeds=2,
-             budget_flops=parse_flops("600MFLOPs"), depths=[1, 1, 1, 1])
+             budget_flops=parse_flops("600MFLOPs"), depths=[1, 1, 1, 1], max_epochs=2)
     run(s, False, ray_instance.cluster_resources())
     frame = pd.read_csv(s.run_dir / "trials.csv", dtype={"trial_id": str})
     assert len(frame) == 4
+    assert set(frame["outcome"]) == {"completed"} and (frame["epochs"] == 2).all()  # every point trained fully
     assert sorted(zip(frame["cardinality"], frame["seed"], strict=True)) == [(1, 0), (1, 1), (4, 0), (4, 1)]
     assert frame.groupby("cardinality")["width"].nunique().eq(1).all()
     assert json.loads((s.run_dir / "search.json").read_text())["match"] == "flops"

@@ -20,6 +20,7 @@ through it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import gzip
 import hashlib
@@ -32,6 +33,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -678,6 +680,35 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
     return load_imagefolder(path, resolution, workers)
 
 
+def dataset_arrays(ds: Dataset) -> dict[str, Any]:
+    """An in-memory Dataset as plain values (uint8/int64 numpy arrays), for Ray's object store: numpy
+    arrays are stored once per node and read without a copy (torch tensors would be pickled)."""
+    if not ds.in_memory:
+        raise DatasetError(f"{ds.name}: only in-memory datasets can be shipped as arrays")
+    return {"name": ds.name, "num_classes": ds.num_classes, "in_channels": ds.in_channels,
+            "resolution": ds.resolution, "augmentation": dataclasses.asdict(ds.augmentation),
+            "classes": list(ds.classes),
+            **{f"{split}_{part}": getattr(getattr(ds, split), part).numpy()
+               for split in ("train", "test") for part in ("images", "labels")}}
+
+
+def dataset_from_arrays(payload: dict[str, Any]) -> Dataset:
+    """The Dataset that dataset_arrays() shipped (sharing the arrays' memory: splits are only indexed)."""
+    import warnings
+
+    def tensor(key: str) -> torch.Tensor:
+        with warnings.catch_warnings():  # the object store's arrays are read-only; nothing writes to them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(payload[key])
+
+    aug = payload["augmentation"]
+    return Dataset(payload["name"], TensorSplit(tensor("train_images"), tensor("train_labels")),
+                   TensorSplit(tensor("test_images"), tensor("test_labels")), payload["num_classes"],
+                   payload["in_channels"], payload["resolution"],
+                   Augmentation(aug["pad"], aug["flip"], tuple(aug["mean"]), tuple(aug["std"])),
+                   list(payload["classes"]))
+
+
 def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic (seeded) disjoint train/validation indices of a training set of size n."""
     if not 0 < val_size < n:
@@ -689,6 +720,7 @@ def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, tor
 
 __all__ = [
     "Augmentation", "CIFAR_SPECS", "CifarSpec", "Dataset", "DatasetError", "DatasetInfo", "FolderSplit", "NAMES",
-    "TensorSplit", "candidate_dirs", "describe", "load_cifar", "load_dataset", "load_fashion_mnist",
+    "TensorSplit", "candidate_dirs", "dataset_arrays", "dataset_from_arrays",
+    "describe", "load_cifar", "load_dataset", "load_fashion_mnist",
     "load_imagefolder", "load_synthetic", "split_train_val", "verify_file",
 ]

@@ -87,7 +87,11 @@ class TrainConfig:
     train_resolution: int | None = None  # resize inputs on the fly (None: the dataset's own size)
     budget_resolution: int = 224  # resolution of the search space's FLOPs budget, for reporting
     eval_batch_size: int = 256
-    seed: int = 0
+    seed: int = 0  # initialisation and data order
+    # The validation split and the training subset (None: `seed`). A search fixes it at its own seed so
+    # that trials of different seeds differ in initialisation and data order only, not in which images
+    # they validate on (correctness review, finding 20).
+    split_seed: int | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (trials.trainable picks it from Ray's assignment)
     # Share of the GPU Ray granted this trial (None: whole or none). Below 1 it caps this process's CUDA
     # memory (torch.cuda.set_per_process_memory_fraction) and turns an OOM into FractionalOOM.
@@ -106,6 +110,8 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        if self.split_seed is not None:
+            _check_int("split_seed", self.split_seed, minimum=0)
         _check_int("workers", self.workers, minimum=0)
         for name, lo in (("lr", 0.0), ("momentum", 0.0), ("weight_decay", 0.0), ("label_smoothing", 0.0),
                          ("warmup_epochs", 0.0), ("head_lr_scale", 0.0)):
@@ -214,12 +220,13 @@ def prepare_data(config: TrainConfig, device: torch.device, dataset: Dataset | N
         config.dataset, config.data_dir, download=config.download, resolution=config.train_resolution,
         workers=config.workers)
     n = len(ds.train)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
     if config.final:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
         train_idx, eval_split, eval_name = order, ds.test, "test"
     else:
         train_idx, val_idx = split_train_val(n, default_val_size(n) if config.val_size is None else config.val_size,
-                                             config.seed)
+                                             split_seed)
         eval_split, eval_name = ds.train.subset(val_idx), "val"
     if config.train_subset is not None:
         train_idx = train_idx[: config.train_subset]
@@ -452,6 +459,10 @@ def train(
         "flops": complexity(arch, config.budget_resolution).flops,
         "flops_train": complexity(arch, train_res).flops,
         "params": complexity(arch, train_res).params,
+        # The resolved recipe, so that results tables say what trained even when nothing was overridden
+        # ("lr" in the metrics is the epoch's scheduled rate, which cosine decay takes towards 0).
+        "peak_lr": config.lr,
+        "batch_size": min(config.batch_size, len(data.train)),
     }
 
     with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG

@@ -101,8 +101,12 @@ def trial_config(train: dict[str, Any] | None) -> Any:
     return config.replace(**changes)
 
 
-def train_trial(config: dict[str, Any]) -> None:
+def train_trial(config: dict[str, Any], data: dict[str, Any] | None = None) -> None:
     """Train config["arch"] under config["train"], reporting each epoch (and its checkpoint) to Tune.
+
+    `data` is the dataset the driver shipped (trials.datasets.dataset_arrays, passed by
+    tune.with_parameters from Ray's object store): the trial then reads no dataset files on its node.
+    Without it (image folders, direct use) the trial loads config["train"]["dataset"] itself.
 
     The device is the GPU Ray assigned (cpu when none, whatever torch.cuda sees). Divergence and CUDA
     OOM on a whole GPU end the trial with a finite report (trials.loop); any other exception, including
@@ -130,6 +134,14 @@ def train_trial(config: dict[str, Any]) -> None:
     arch = Architecture.from_dict(config["arch"])
     train_config = trial_config(config.get("train"))
     keep_checkpoints = bool(config.get("checkpoint", True))
+    dataset = None
+    if data is not None:
+        from .datasets import dataset_from_arrays
+
+        if data.get("name") != train_config.dataset:
+            raise ValueError(f"train_trial: shipped dataset {data.get('name')!r} is not the trial's "
+                             f"{train_config.dataset!r}")
+        dataset = dataset_from_arrays(data)
     # The Ray dashboard, ps and top show which trial (and architecture) this worker trains.
     trial_id, arch_name = tune.get_context().get_trial_id(), arch.describe()
     label_process(trial_id, arch_name)
@@ -150,7 +162,7 @@ def train_trial(config: dict[str, Any]) -> None:
             label_process(trial_id, arch_name)  # Ray resets the title around each actor task
 
         train(arch, train_config, report=report, checkpoint_dir=out_dir if keep_checkpoints else None,
-              resume_from=resume_dir)
+              resume_from=resume_dir, dataset=dataset)
 
 
 __all__ = ["device_for_gpu_ids", "train_trial", "trial_config", "trial_cpus", "trial_device"]

@@ -13,6 +13,7 @@ from .ray_env import configure_ray_env, start_ray, trial_resources
 from .settings import (
     CPU_PRESET,
     FULL_PRESET,
+    GRID_ASHA_NOTE,
     OBJECTIVES,
     SAMPLERS,
     SCHEDULERS,
@@ -24,14 +25,17 @@ from .settings import (
     dataset_shape,
     grid_points,
     load_settings,
+    outside_lines,
     proposals,
     resolve_space,
+    scheduler_of,
     validate,
 )
 from .tuner import build_tuner, finish, run
 
 __all__ = [
-    "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
-    "apply_preset", "budget_of", "build_tuner", "check_run_dir", "configure_ray_env", "dataset_shape", "finish",
-    "grid_points", "load_settings", "proposals", "resolve_space", "run", "start_ray", "trial_resources", "validate",
+    "CPU_PRESET", "FULL_PRESET", "GRID_ASHA_NOTE", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError",
+    "SearchSettings", "apply_preset", "budget_of", "build_tuner", "check_run_dir", "configure_ray_env",
+    "dataset_shape", "finish", "grid_points", "load_settings", "outside_lines", "proposals", "resolve_space", "run",
+    "scheduler_of", "start_ray", "trial_resources", "validate",
 ]

@@ -12,8 +12,8 @@ This module imports ray at the top: it is imported (by nas.orchestration.tuner) 
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +25,7 @@ from ray.tune import Callback
 from search_spaces import Architecture, complexity
 
 from ..report.schema import EPOCH_COLUMNS, EPOCHS_CSV, TRIAL_COLUMNS, TRIALS_CSV, json_value
+from .storage import RunLocation, ThrottledWriter
 
 
 def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
@@ -34,6 +35,7 @@ def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
         "name": arch.describe(),
         "cardinality": arch.stages[0].cardinality,
         "width": arch.stages[0].group_width,
+        "base_width": arch.stages[0].out_channels,
         "depths": ",".join(map(str, arch.depths)),
         "depth_total": sum(arch.depths),
         "cardinalities": ",".join(map(str, arch.cardinalities)),
@@ -55,45 +57,92 @@ def _error_line(trial) -> str:
         return "trial raised an error (see error.txt in the trial's directory)"
 
 
-def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
-    # Readers (the report, a user's pandas) never see a half-written table.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+def _read_csv(location: RunLocation, rel: str) -> pd.DataFrame | None:
+    try:
+        text = location.read_text(rel)
+    except FileNotFoundError:
+        return None
+    return pd.read_csv(io.StringIO(text), dtype={"trial_id": str})
 
 
 class ResultsTable(Callback):
     """Tune callback that keeps trials.csv and epochs.csv up to date."""
 
-    def __init__(self, run_dir: str | Path, budget_resolution: int, max_epochs: int) -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(self, location: RunLocation | str | Path, budget_resolution: int, max_epochs: int) -> None:
+        # RUN_DIR anywhere storage.RunLocation reaches (a local or shared path, s3://, gs://): the
+        # tables live beside Tune's experiment state. A RunLocation pickles (Tune pickles callbacks).
+        self.location = location if isinstance(location, RunLocation) else RunLocation.from_run_uri(location)
         self.budget_resolution = budget_resolution
         self.max_epochs = max_epochs
+        self._init_state()
+
+    @property
+    def run_dir(self) -> Path | None:
+        """RUN_DIR as a local Path (None on an object store)."""
+        return self.location.local_dir
+
+    def _init_state(self) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self._pruned = False
+        # Locally every write goes through at once; on an object store each write is a PUT, so the
+        # per-epoch rewrites are throttled (storage.ThrottledWriter) and trial starts/ends flushed at once.
+        self._writer = ThrottledWriter(self.location)
         self._load_existing()
 
     # --- resume: rows of finished trials survive a killed driver ---------------------------------
     # Tune pickles the callbacks with the Tuner when the search starts and unpickles them on
     # Tuner.restore: the table then starts from what the files hold now, not from that first moment.
     def __getstate__(self) -> dict:
-        return {"run_dir": self.run_dir, "budget_resolution": self.budget_resolution,
+        return {"location": self.location, "budget_resolution": self.budget_resolution,
                 "max_epochs": self.max_epochs}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.rows, self.epochs, self._pruned = {}, {}, False
-        self._load_existing()
+        self._init_state()
 
     def _load_existing(self) -> None:
-        trials, epochs = self.run_dir / TRIALS_CSV, self.run_dir / EPOCHS_CSV
-        if trials.exists():
-            for row in pd.read_csv(trials, dtype={"trial_id": str}).to_dict("records"):
+        trials, epochs = _read_csv(self.location, TRIALS_CSV), _read_csv(self.location, EPOCHS_CSV)
+        if trials is not None:
+            for row in trials.to_dict("records"):
                 self.rows[str(row["trial_id"])] = {k: json_value(v) for k, v in row.items()}
-        if epochs.exists():
-            for row in pd.read_csv(epochs, dtype={"trial_id": str}).to_dict("records"):
+        if epochs is not None:
+            for row in epochs.to_dict("records"):
                 self.epochs[(str(row["trial_id"]), int(row["epoch"]))] = row
+
+    def _catch_up(self, trials) -> bool:
+        """After a resume: what Tune recorded but the tables had not been written with yet when the
+        driver died (a throttled write on an object store, or a kill between Tune's state save and our
+        write): epochs from each trial's result.json (Tune's own log, beside its experiment state),
+        and the final outcome of trials Tune already counts as ended (it will not run them again)."""
+        changed = False
+        for trial in trials:
+            rel = self.location.relative(trial.path) if trial.path else None
+            if rel is None or not trial.last_result:
+                continue
+            try:
+                lines = self.location.read_text(f"{rel}/result.json").splitlines()
+            except (FileNotFoundError, OSError):
+                lines = []
+            for line in lines:
+                try:
+                    result = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by the kill
+                epoch = int(result.get("epoch", result.get("training_iteration", 0)) or 0)
+                if epoch and (trial.trial_id, epoch) not in self.epochs:
+                    self.epochs[(trial.trial_id, epoch)] = {
+                        "trial_id": trial.trial_id, "epoch": epoch,
+                        **{k: result.get(k) for k in list(EPOCH_COLUMNS)[2:]}}
+                    changed = True
+            row = self.rows.get(trial.trial_id, {})
+            if trial.status == "TERMINATED" and row.get("status") != "TERMINATED":
+                self.on_trial_complete(0, trials, trial)
+                changed = True
+            elif trial.status == "ERROR" and row.get("status") != "ERROR":
+                self.on_trial_error(0, trials, trial)
+                changed = True
+        return changed
 
     # --- Tune callback hooks ----------------------------------------------------------------------
     def on_step_begin(self, iteration, trials, **info) -> None:
@@ -107,11 +156,11 @@ class ResultsTable(Callback):
         for tid in ghosts:
             del self.rows[tid]
         self.epochs = {k: v for k, v in self.epochs.items() if k[0] not in ghosts}
-        if ghosts:
-            self.write()
+        if self._catch_up(trials) or ghosts:
+            self.write(flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._update(trial, status="RUNNING", outcome="running")
+        self._update(trial, status="RUNNING", outcome="running", flush=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
@@ -132,26 +181,26 @@ class ResultsTable(Callback):
         earlier = self.rows.get(trial.trial_id, {})
         if earlier.get("failures"):  # keep why it had to be retried
             reason = "; ".join(r for r in (reason, f"retried after: {earlier.get('reason')}") if r)
-        self._update(trial, status="TERMINATED", outcome=outcome, result=result, reason=reason)
+        self._update(trial, status="TERMINATED", outcome=outcome, result=result, reason=reason, flush=True)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         # A failed attempt that Tune retries from the trial's last checkpoint (--max-failures).
         row = self.rows.setdefault(trial.trial_id, {"trial_id": trial.trial_id})
         row["failures"] = int(row.get("failures") or 0) + 1
-        self._update(trial, status="PENDING", outcome="retrying", reason=_error_line(trial))
+        self._update(trial, status="PENDING", outcome="retrying", reason=_error_line(trial), flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         row = self.rows.setdefault(trial.trial_id, {"trial_id": trial.trial_id})
         row["failures"] = int(row.get("failures") or 0) + 1
         self._update(trial, status="ERROR", outcome="error", result=trial.last_result or {},
-                     reason=_error_line(trial))
+                     reason=_error_line(trial), flush=True)
 
     def on_experiment_end(self, trials, **info) -> None:
-        self.write()
+        self.write(flush=True)
 
     # --- table ------------------------------------------------------------------------------------
     def _update(self, trial, *, status: str, outcome: str, result: dict | None = None,
-                reason: str | None = None) -> None:
+                reason: str | None = None, flush: bool = False) -> None:
         row = self.rows.setdefault(trial.trial_id, {"trial_id": trial.trial_id})
         config = trial.config
         if "name" not in row or row.get("arch") is None:
@@ -179,22 +228,28 @@ class ResultsTable(Callback):
                 "seconds": result.get("seconds"),
                 "flops_train": result.get("flops_train"),
             })
+            # What the trial resolved (trials.loop reports its recipe), when the config left it unset.
+            for column, key in (("lr", "peak_lr"), ("batch_size", "batch_size")):
+                if row.get(column) is None and result.get(key) is not None:
+                    row[column] = result[key]
             checkpoint = getattr(trial, "checkpoint", None)
             path = getattr(checkpoint, "path", None)
             if path:
-                row["checkpoint"] = os.path.relpath(path, self.run_dir) if str(path).startswith(
-                    str(self.run_dir)) else str(path)
-        self.write()
+                row["checkpoint"] = self.location.relative(path) or str(path)
+        self.write(flush=flush)
 
     def frame(self) -> pd.DataFrame:
         extra = sorted({k for row in self.rows.values() for k in row} - set(TRIAL_COLUMNS))
         return pd.DataFrame(list(self.rows.values()), columns=list(TRIAL_COLUMNS) + extra)
 
-    def write(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write_csv(self.frame(), self.run_dir / TRIALS_CSV)
+    def write(self, flush: bool = False) -> None:
+        """Write both tables (atomically: readers never see half a table); `flush` also sends what a
+        throttled object-store write still holds back."""
         epochs = sorted(self.epochs.values(), key=lambda e: (e["trial_id"], e["epoch"]))
-        _atomic_write_csv(pd.DataFrame(epochs, columns=list(EPOCH_COLUMNS)), self.run_dir / EPOCHS_CSV)
+        self._writer.write_text(EPOCHS_CSV, pd.DataFrame(epochs, columns=list(EPOCH_COLUMNS)).to_csv(index=False))
+        self._writer.write_text(TRIALS_CSV, self.frame().to_csv(index=False))
+        if flush:
+            self._writer.flush()
 
 
 # --- the progress table ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 from ray.tune import Callback
@@ -28,8 +27,9 @@ class LiveReport(Callback):
     trial ends, then throttled); the search's finish writes the final one. The page is replaced
     atomically (nas.report.write), so a browser never reads half of it."""
 
-    def __init__(self, run_dir: str | Path, interval: float = REPORT_INTERVAL_S, clock=time.monotonic) -> None:
-        self.run_dir, self.interval, self.clock = Path(run_dir), interval, clock
+    def __init__(self, run_dir, interval: float = REPORT_INTERVAL_S, clock=time.monotonic) -> None:
+        # RUN_DIR: a local path or a storage.RunLocation (write_report takes either)
+        self.run_dir, self.interval, self.clock = run_dir, interval, clock
         self.last: float | None = None
         self.writes = 0
         self.warned = False

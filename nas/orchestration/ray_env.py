@@ -71,16 +71,36 @@ def gpu_fraction(flops_train: int) -> float:
     return 1.0
 
 
-def trial_resources(settings: SearchSettings, cluster: dict[str, float], train_resolution: int):
-    """A function config -> resources, so each trial's GPU share follows its architecture."""
+def largest_node() -> dict[str, float]:
+    """Resources of the alive Ray node with the most CPUs ({} when Ray is not running): a trial runs on
+    one node, so it can never get more than that (ray.cluster_resources() is the sum over nodes)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    return max(nodes, key=lambda r: r.get("CPU", 0.0), default={})
+
+
+def trial_resources(settings: SearchSettings, cluster: dict[str, float], train_resolution: int,
+                    node: dict[str, float] | None = None):
+    """A function config -> resources, so each trial's GPU share follows its architecture.
+
+    `node` is the largest node's resources (default: asked of Ray): CPU-only trials are sized by it, never
+    by the cluster's total, which no single node has (review finding 9: 2 x 16 CPUs asked 32 per trial).
+    """
     gpus = cluster.get("GPU", 0.0)
+    node_cpus = (node if node is not None else largest_node()).get("CPU") or cluster.get("CPU", 1.0)
+    if settings.cpus_per_trial and settings.cpus_per_trial > node_cpus:
+        raise SearchConfigError("cpus_per_trial", "{cpus:g} but the largest Ray node has {node:g} CPUs (trials "
+                                "would wait forever)", cpus=settings.cpus_per_trial, node=node_cpus)
     if settings.gpus_per_trial and settings.gpus_per_trial > gpus:
         raise SearchConfigError("gpus_per_trial", "{share:g} but the Ray cluster has {gpus:g} GPUs (trials would "
                                 "wait forever); use {gpus_per_trial} 0 or a cluster with GPUs",
                                 share=settings.gpus_per_trial, gpus=gpus)
     cpus = settings.cpus_per_trial or (1.0 if gpus else max(1.0, cluster.get("CPU", 1.0) //
                                                              (settings.max_concurrent or 1)))
-    cpus = min(cpus, cluster.get("CPU", cpus))
+    cpus = min(cpus, node_cpus)
     if not gpus or settings.gpus_per_trial == 0:
         return {"cpu": cpus}
     if settings.gpus_per_trial:
@@ -99,4 +119,4 @@ class _GpuShare:
         return {"cpu": self.cpus, "gpu": gpu_fraction(complexity(arch, self.train_resolution).flops)}
 
 
-__all__ = ["configure_ray_env", "gpu_fraction", "start_ray", "trial_resources"]
+__all__ = ["configure_ray_env", "gpu_fraction", "largest_node", "start_ray", "trial_resources"]

@@ -9,10 +9,11 @@ wanted, and only once the search really starts).
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from search_spaces import (
 
 from ..errors import SettingError
 from ..report.schema import SEARCH_JSON
+from .storage import RunLocation, StorageError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 SCHEDULERS = ("asha", "none")
@@ -64,7 +66,7 @@ class SearchSettings:
     depths: list[int] | None = None
     seeds: int = 1
     objective: str = "accuracy"
-    scheduler: str = "asha"
+    scheduler: str | None = None  # None: "asha", or "none" for the grid sweep (scheduler_of)
     max_epochs: int = 12
     grace_epochs: int = 1
     reduction_factor: int = 3
@@ -77,6 +79,7 @@ class SearchSettings:
     gpus_per_trial: float | None = None
     cpus_per_trial: float | None = None
     max_failures: int = 2
+    compile: bool = False  # torch.compile each trial's model (trials.TrainConfig.compile)
     storage_path: str = "nas_runs"
     name: str = ""
     # Tracking (nas.orchestration.tracking): the Optuna study's storage (None: RUN_DIR/optuna.journal),
@@ -84,9 +87,28 @@ class SearchSettings:
     optuna_storage: str | None = None
     log: list[str] = field(default_factory=list)
 
+    @cached_property
+    def location(self) -> RunLocation:
+        """RUN_DIR = STORAGE_PATH/NAME on a local path, a shared mount or an object store (s3://, gs://)."""
+        return storage_call(RunLocation.parse, self.storage_path, self.name)
+
     @property
     def run_dir(self) -> Path:
-        return Path(self.storage_path).expanduser().resolve() / self.name
+        """RUN_DIR as a local Path; runs on an object store have none (use `location`)."""
+        local = self.location.local_dir
+        if local is None:
+            raise SearchConfigError("storage_path", "{path} is not a local directory", path=self.location.display)
+        return local
+
+
+def storage_call(fn: Callable, *args, setting: str | None = None, **kwargs):
+    """Call a nas.orchestration.storage function; its StorageError becomes a SearchConfigError naming
+    SETTING (default: the one the storage error names), so the command reports it as its flag."""
+    try:
+        return fn(*args, **kwargs)
+    except StorageError as exc:
+        why = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+        raise SearchConfigError(setting or exc.setting, "{why}", why=why) from None
 
 
 # --- datasets: channels and classes decide the architecture's ends ---------------------------------
@@ -105,6 +127,23 @@ def dataset_shape(dataset: str, data_dir: str | None) -> tuple[int, int, int]:
 def train_resolution(settings: SearchSettings) -> int:
     """The resolution trials train at: --train-resolution, else the dataset's own."""
     return settings.train_resolution or dataset_shape(settings.dataset, settings.data_dir)[2]
+
+
+def resolve_data_paths(settings: SearchSettings) -> SearchSettings:
+    """--data-dir and imagefolder:PATH made absolute against the driver's directory: Tune runs every
+    trial in its own working directory, where a relative path points at nothing (review finding 1)."""
+    changes: dict[str, Any] = {}
+    if settings.data_dir is not None:
+        changes["data_dir"] = str(Path(settings.data_dir).expanduser().resolve())
+    prefix = "imagefolder:"
+    if settings.dataset.startswith(prefix) and len(settings.dataset) > len(prefix):
+        changes["dataset"] = prefix + str(Path(settings.dataset[len(prefix):]).expanduser().resolve())
+    return replace(settings, **changes)
+
+
+# Training images of the datasets whose size is fixed (an image folder's is known once it is scanned,
+# nas.orchestration.data.check_sizes): --val-size is refused before Ray starts.
+TRAIN_IMAGES = {"fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000, "synthetic": 2048}
 
 
 # --- the space, the budget, the trials' fixed settings ----------------------------------------------
@@ -128,6 +167,24 @@ def grid_points(settings: SearchSettings, space: SearchSpace, budget: Budget) ->
     return capacity_matched(space, budget, settings.cardinality, settings.match, settings.depths)
 
 
+def outside_lines(points: list[MatchedPoint]) -> list[str]:
+    """One line per sweep point outside the budget's feasible window, saying by how much and why."""
+    return [f"note: sweep point {p.outside}" for p in points if not p.in_budget]
+
+
+# A sweep compares settings at equal training; ASHA would stop most of them after `grace_epochs`
+# (correctness review, finding 4). So grid runs without a scheduler unless one is asked for.
+GRID_ASHA_NOTE = ("note: --scheduler asha with the grid sweep: ASHA stops the settings it ranks low early, so "
+                  "they are compared at unequal training (leave --scheduler out to train every point fully)")
+
+
+def scheduler_of(settings: SearchSettings) -> str:
+    """The scheduler a search runs: the one asked for, else ASHA, except for the grid sweep (none)."""
+    if settings.scheduler is not None:
+        return settings.scheduler
+    return "none" if settings.sampler == "grid" else "asha"
+
+
 def proposals(settings: SearchSettings, samples: int) -> list[Architecture]:
     """What a search would try first, without Ray: the grid's points, or the first `samples` proposals of
     TPE or random sampling (other samplers start with random proposals)."""
@@ -145,7 +202,10 @@ def train_config(settings: SearchSettings, space: SearchSpace) -> dict[str, Any]
         "train_subset": settings.train_subset, "val_size": settings.val_size,
         "train_resolution": settings.train_resolution,
         "budget_resolution": space.resolution, "seed": settings.seed,
-        "batch_size": settings.batch_size, "lr": settings.lr,
+        # Trial seeds (the grid's --seeds) vary initialisation and data order; the validation split and
+        # the training subset stay those of the search's seed (correctness review, finding 20).
+        "split_seed": settings.seed,
+        "batch_size": settings.batch_size, "lr": settings.lr, "compile": settings.compile or None,
     }
     return {k: v for k, v in config.items() if v is not None}
 
@@ -165,8 +225,11 @@ def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[S
             changes["train_subset"] = preset["train_subset"]
         if settings.dataset != "fashion-mnist":
             changes.pop("train_subset", None)
+        if TRAIN_IMAGES.get(settings.dataset, 0) < 10 * preset["val_size"]:
+            # a small or unknown-size dataset (image folders): the trials' min(5000, n // 10) instead
+            changes.pop("val_size", None)
         scaled = dict(changes)
-    settings = replace(settings, **changes)
+    settings = replace(settings, **changes, scheduler=scheduler_of(settings))
     _check_grace(settings)
     return settings, scaled
 
@@ -182,6 +245,13 @@ def validate(settings: SearchSettings) -> None:
     if settings.data_dir is not None and not Path(settings.data_dir).expanduser().is_dir():
         raise SearchConfigError("data_dir", "{path} is not a directory", path=settings.data_dir)
     _check_grace(settings)
+    if settings.scheduler is not None and settings.scheduler not in SCHEDULERS:
+        raise SearchConfigError("scheduler", "unknown scheduler {value!r}; accepted: {accepted}",
+                                value=settings.scheduler, accepted=", ".join(SCHEDULERS))
+    n_train = TRAIN_IMAGES.get(settings.dataset)
+    if settings.val_size is not None and n_train is not None and settings.val_size >= n_train:
+        raise SearchConfigError("val_size", "{val} must be below the {n} training images of {dataset}",
+                                val=settings.val_size, n=n_train, dataset=settings.dataset)
     check_tracking(settings)
     space = resolve_space(settings)
     budget = budget_of(settings)
@@ -205,53 +275,59 @@ def check_tracking(settings: SearchSettings) -> None:
 
 # --- the run directory and its search.json ----------------------------------------------------------
 
-def check_run_dir(settings: SearchSettings, resume: bool) -> Path:
+def check_run_dir(settings: SearchSettings, resume: bool) -> RunLocation:
     """Refuse early, before Ray starts: unwritable storage, clobbering a run, resuming a non-run."""
-    run_dir = settings.run_dir
-    storage = run_dir.parent
+    loc = settings.location
     if resume:
-        if not (run_dir / SEARCH_JSON).is_file():
-            raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=run_dir,
+        if not storage_call(loc.is_file, SEARCH_JSON, setting="resume"):
+            raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=loc.display,
                                     file=SEARCH_JSON)
-        return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
+        return loc
+    try:
+        existing = loc.list()
+    except OSError:  # STORAGE_PATH under a file, unreadable, ...: check_writable says which
+        existing = []
+    if existing:
         raise SearchConfigError("name", "run directory {path} already exists; use {resume} to continue it "
-                                "or another {name}", path=run_dir)
-    probe = storage
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK) or not probe.is_dir():
-        raise SearchConfigError("storage_path", "cannot write to {path} ({probe} is not a writable directory)",
-                                path=storage, probe=probe)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ".write-test").write_text("ok")
-        (run_dir / ".write-test").unlink()
-    except OSError as exc:
-        raise SearchConfigError("storage_path", "cannot write to {path} ({why})", path=storage,
-                                why=exc.strerror or exc) from None
-    return run_dir
+                                "or another {name}", path=loc.display)
+    storage_call(loc.check_writable)  # creates RUN_DIR (a local directory; nothing on an object store)
+    return loc
 
 
-def load_settings(run_dir: Path) -> SearchSettings:
-    """The settings a run was started with; refuses directories that a resume could not continue."""
-    path = run_dir / SEARCH_JSON
-    if not path.is_file():
-        raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=run_dir,
-                                file=SEARCH_JSON)
+def run_location(run: str | RunLocation) -> RunLocation:
+    """The location of an existing run, from what `--resume` was given (a directory or a URI)."""
+    if isinstance(run, RunLocation):
+        return run
+    return storage_call(RunLocation.from_run_uri, str(run), setting="resume")
+
+
+def load_settings(run: str | Path | RunLocation) -> SearchSettings:
+    """The settings a run was started with, at the location it is now (it may have been moved or be
+    reached through another mount); refuses directories that a resume could not continue."""
+    loc = run_location(run)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SearchConfigError("resume", "{path} is unreadable ({exc})", path=path, exc=exc) from None
+        text = loc.read_text(SEARCH_JSON)
+    except FileNotFoundError:
+        raise SearchConfigError("resume", "{path} is not a search run directory (no {file})", path=loc.display,
+                                file=SEARCH_JSON) from None
+    except (OSError, ValueError) as exc:  # a directory named search.json, a decode error, a refused read
+        raise SearchConfigError("resume", "{path} is unreadable ({exc})", path=f"{loc.display}/{SEARCH_JSON}",
+                                exc=exc) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SearchConfigError("resume", "{path} is unreadable ({exc})", path=f"{loc.display}/{SEARCH_JSON}",
+                                exc=exc) from None
     try:
         settings = SearchSettings(**data["settings"])
     except (KeyError, TypeError) as exc:
-        raise SearchConfigError("resume", "{path} is not from this version of nas.search ({exc})", path=path,
-                                exc=exc) from None
-    if not any(run_dir.glob("experiment_state-*.json")):
+        raise SearchConfigError("resume", "{path} is not from this version of nas.search ({exc})",
+                                path=f"{loc.display}/{SEARCH_JSON}", exc=exc) from None
+    if not any(f.startswith("experiment_state-") and f.endswith(".json") for f in loc.list()):
         raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume (it was stopped "
-                                "before its first trial was recorded); start a new search instead", path=run_dir)
-    return settings
+                                "before its first trial was recorded); start a new search instead",
+                                path=loc.display)
+    return replace(settings, storage_path=loc.storage_path, name=loc.name)
 
 
 def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budget) -> None:
@@ -270,11 +346,13 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
                      "ray": ray.__version__, "optuna": optuna.__version__},
         "settings": asdict(settings),
     }
-    (settings.run_dir / SEARCH_JSON).write_text(json.dumps(info, indent=2) + "\n")
+    settings.location.write_text(SEARCH_JSON, json.dumps(info, indent=2) + "\n")
 
 
 __all__ = [
-    "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings",
-    "apply_preset", "budget_of", "check_run_dir", "check_tracking", "dataset_shape", "grid_points", "load_settings",
-    "proposals", "resolve_space", "train_config", "train_resolution", "validate", "write_search_json",
+    "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "TRAIN_IMAGES", "SearchConfigError",
+    "SearchSettings", "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "check_tracking",
+    "dataset_shape", "grid_points", "load_settings", "outside_lines", "proposals", "resolve_data_paths",
+    "resolve_space", "run_location", "scheduler_of", "storage_call", "train_config", "train_resolution",
+    "validate", "write_search_json",
 ]

@@ -12,20 +12,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from search_spaces import Architecture, Budget, FeasibleSampler, SearchSpace, format_flops, save_architecture
+from search_spaces import Architecture, Budget, FeasibleSampler, SearchSpace, format_flops
 
 from ..report.schema import BEST_JSON
 from .ray_env import trial_resources
 from .settings import (
+    GRID_ASHA_NOTE,
     SearchConfigError,
     SearchSettings,
     budget_of,
     grid_points,
+    outside_lines,
     resolve_space,
+    scheduler_of,
+    storage_call,
     train_config,
     train_resolution,
     write_search_json,
 )
+from .storage import refuse_local_on_multinode
 
 
 def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, train: dict[str, Any]):
@@ -48,7 +53,10 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
     if settings.objective == "accuracy,flops":
         metric, mode = ["val_accuracy", "flops"], ["max", "min"]
     try:  # the study lives in RUN_DIR/optuna.journal (or --optuna-storage): optuna-dashboard reads it live
-        storage = optuna_storage(settings.optuna_storage or settings.run_dir)
+        # The default journal lives in a local RUN_DIR; a run on an object store keeps its study only where
+        # --optuna-storage points (a journal file needs a filesystem).
+        target = settings.optuna_storage or settings.location.local_dir
+        storage = optuna_storage(target) if target else None
     except TrackingError as exc:
         raise SearchConfigError("optuna_storage", "{error}", error=str(exc).split(": ", 1)[-1]) from None
     # metric/mode go to OptunaSearch itself: a define-by-run space ignores TuneConfig's (ray 2.60).
@@ -58,11 +66,13 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
 
 
 def make_scheduler(settings: SearchSettings):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
-    if settings.scheduler == "none":
+    from .schedulers import ResumableASHA
+
+    if scheduler_of(settings) == "none":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="training_iteration", metric="val_accuracy", mode="max",
+    return ResumableASHA(settings.run_dir, time_attr="training_iteration", metric="val_accuracy", mode="max",
                          max_t=settings.max_epochs, grace_period=settings.grace_epochs,
                          reduction_factor=settings.reduction_factor)
 
@@ -77,22 +87,33 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from trials import train_trial
 
     from .callbacks import ProgressTable, ResultsTable
+    from .data import accepts_data, shipped_dataset
+    from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
 
     space = resolve_space(settings)
     budget = budget_of(settings)
-    run_dir = settings.run_dir
-    trainable = tune.with_resources(trainable or train_trial,
-                                    trial_resources(settings, cluster, train_resolution(settings)))
-    table = ResultsTable(run_dir, space.resolution, settings.max_epochs)
+    loc = settings.location
+    # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
+    # checkpoint (correctness review, finding 2); refuse before anything starts.
+    storage_call(refuse_local_on_multinode, loc)
+    trainable = trainable or train_trial
+    # Found (or downloaded) once here, so a missing dataset fails now, in one line; shipped to every
+    # trial through the object store (re-put by with_parameters when a resume passes the trainable).
+    data = shipped_dataset(settings)
+    if data is not None and accepts_data(trainable):
+        trainable = tune.with_parameters(trainable, data=data)
+    trainable = tune.with_resources(trainable, trial_resources(settings, cluster, train_resolution(settings)))
+    table = ResultsTable(loc, space.resolution, settings.max_epochs)
     callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s),
-                 LiveReport(run_dir)]
+                 whole_gpu_retry(), LiveReport(loc)]
     if resume:
         from ray.tune import Tuner
 
-        if not Tuner.can_restore(str(run_dir)):
-            raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume", path=run_dir)
-        tuner = Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True,
+        if not Tuner.can_restore(loc.run_uri):
+            raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume",
+                                    path=loc.display)
+        tuner = Tuner.restore(loc.run_uri, trainable=trainable, resume_unfinished=True,
                               resume_errored=True, restart_errored=False)
         return tuner, table, space, budget
     train = train_config(settings, space)
@@ -100,6 +121,10 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         points = grid_points(settings, space, budget)
         print("capacity-matched sweep (" + settings.match + "): " + ", ".join(
             f"{p.cardinality}x{p.width}d {format_flops(p.flops)} {p.params / 1e6:.2f}M" for p in points))
+        for line in outside_lines(points):
+            print(line)
+        if scheduler_of(settings) == "asha":
+            print(GRID_ASHA_NOTE)
         param_space = {"arch": tune.grid_search([p.arch.to_dict() for p in points]),
                        "train": {**train, "seed": tune.grid_search(
                            list(range(settings.seed, settings.seed + settings.seeds)))}}
@@ -118,7 +143,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=settings.name, storage_path=str(run_dir.parent), callbacks=callbacks, verbose=0,
+            # the URI as given (s3://...?endpoint_override=...): pyarrow resolves it on every node
+            name=loc.name, storage_path=loc.uri, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # ~200 MB each for a ResNeXt-50
         ),
@@ -178,40 +204,59 @@ def run(settings: SearchSettings, resume: bool, cluster: dict[str, float], train
         write_search_json(settings, space, budget)
     print(f"Search: {settings.trials if settings.sampler != 'grid' else 'grid'} trials, budget {budget} "
           f"at {space.resolution}x{space.resolution}, space {space.name}, sampler {settings.sampler}, "
-          f"scheduler {settings.scheduler} (max {settings.max_epochs} epochs), run dir {settings.run_dir}",
+          f"scheduler {scheduler_of(settings)} (max {settings.max_epochs} epochs), run dir {shown(settings.location)}",
           flush=True)
     tuner.fit()
-    # On --resume Tune runs the ResultsTable it unpickled with the Tuner, not `table` (loaded before the
-    # restore, it lacks every trial that ended since): read back what the running one wrote.
-    table.__setstate__(table.__getstate__())
-    return finish(settings, table)
+    return finish(settings)
 
 
-def finish(settings: SearchSettings, table, log=print) -> dict[str, Any]:
-    """best.json, the summary table, the report."""
-    from .callbacks import format_progress
+def finish(settings: SearchSettings, log=print) -> dict[str, Any]:
+    """best.json, the summary table, the report: ranked from trials.csv as it is on disk now.
 
-    frame = table.frame()
-    run_dir = settings.run_dir
+    Not from the table build_tuner returned: after a resume, the callbacks that ran are the ones
+    Tuner.restore unpickled from tuner.pkl, and that table never saw a trial (correctness review,
+    finding 3).
+    """
+    from .callbacks import ResultsTable, format_progress
+
+    loc = settings.location
+    # A fresh table only reads trials.csv and epochs.csv as stored (the resolution is used for new rows
+    # only); the callbacks flush their throttled object-store writes in on_experiment_end.
+    frame = ResultsTable(loc, settings.budget_resolution or 224, settings.max_epochs).frame()
     done = frame.dropna(subset=["best_val_accuracy"])
     done = done[done["outcome"].isin(["completed", "stopped"])]
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "trials": len(frame),
+    summary: dict[str, Any] = {"run_dir": shown(loc), "trials": len(frame),
                                "outcomes": frame["outcome"].value_counts().to_dict()}
     if len(done):
         best = done.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
         arch = Architecture.from_dict(json.loads(best["arch"]))
-        save_architecture(arch, run_dir / BEST_JSON)
+        loc.write_text(BEST_JSON, arch.to_json() + "\n")  # the format of search_spaces.save_architecture
         summary.update(best=str(best["name"]), best_val_accuracy=float(best["best_val_accuracy"]),
-                       best_trial=str(best["trial_id"]), best_json=str(run_dir / BEST_JSON))
+                       best_trial=str(best["trial_id"]), best_json=f"{loc.display}/{BEST_JSON}")
     log("\n" + format_progress(frame, 0, limit=10).split("\n", 1)[1])
     try:
         from ..report import write_report
 
-        summary["report"] = str(write_report(run_dir))
+        summary["report"] = str(write_report(loc))
     except Exception as exc:  # the report must never lose a finished search
         log(f"warning: report not written: {exc}")
     summary.update(finish_tracking(settings, summary, log, trial_ids=set(frame["trial_id"].astype(str))))
     return summary
+
+
+_SECRET_QUERY = ("access_key", "secret_key", "session_token")
+
+
+def shown(loc) -> str:
+    """RUN_DIR as users pass it back (`--resume`, nas.analyze, nas.export): the run URI with its endpoint
+    query, but without credentials should a URI carry any."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    if loc.is_local:
+        return loc.root
+    s = urlsplit(loc.run_uri)
+    query = urlencode([(k, v) for k, v in parse_qsl(s.query) if k not in _SECRET_QUERY], safe=":")
+    return urlunsplit((s.scheme, s.netloc, s.path, query, ""))
 
 
 def finish_tracking(settings: SearchSettings, summary: dict[str, Any], log=print,
@@ -221,7 +266,9 @@ def finish_tracking(settings: SearchSettings, summary: dict[str, Any], log=print
 
     out: dict[str, Any] = {}
     if settings.sampler != "grid":
-        out["optuna_storage"] = storage_url(settings.optuna_storage or settings.run_dir)
+        target = settings.optuna_storage or settings.location.local_dir
+        if target:
+            out["optuna_storage"] = storage_url(target)
     uri = _mlflow_uri(settings)
     if uri is not None:
         try:
@@ -253,4 +300,4 @@ def _close_lost_mlflow_runs(uri: str, parent: str, trial_ids: set[str]) -> None:
 
 
 __all__ = ["build_tuner", "expected_trials", "finish", "finish_tracking", "make_scheduler", "make_searcher", "run",
-           "tracking_callbacks"]
+           "shown", "tracking_callbacks"]

@@ -21,7 +21,7 @@ from typing import Any
 
 _HOMES = {
     "export_top": "export", "Section": "figures", "build_sections": "figures", "pareto_front": "figures",
-    "param_importances": "importance", "RunData": "run_data", "RunDataError": "run_data",
+    "RunData": "run_data", "RunDataError": "run_data",
     "load_run": "run_data", "normalize_trials": "run_data", "OUTCOMES": "schema", "json_value": "schema",
     "report_run": "write", "write_report": "write",
 }

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .importance import distributions, evaluator, importances
+
 # Outcomes whose accuracy is a measurement (as nas' run data); failed trials are left out and counted.
 MEASURED = ("completed", "stopped", "running")
 FAILED = ("diverged", "oom", "error")
@@ -235,42 +237,6 @@ class Importance:
     constant: tuple[str, ...] = ()  # params left out because they took one value
 
 
-def _distributions(frame: pd.DataFrame, params: Sequence[str]) -> tuple[dict, list[str]]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    dists, constant = {}, []
-    for col in params:
-        vals = pd.to_numeric(frame[col], errors="coerce").dropna()
-        uniq = sorted(set(vals.tolist()))
-        if len(uniq) < 2:
-            constant.append(col)
-        elif all(float(u).is_integer() for u in uniq):
-            # Cardinality is a choice among few values: categorical, like the samplers' own space.
-            dists[col] = (CategoricalDistribution([int(u) for u in uniq]) if len(uniq) <= 8 and
-                          "cardinality" in col else IntDistribution(int(uniq[0]), int(uniq[-1])))
-        else:
-            dists[col] = FloatDistribution(float(uniq[0]), float(uniq[-1]))
-    return dists, constant
-
-
-def _importances(frame: pd.DataFrame, value: str, dists: dict, evaluator) -> dict[str, float]:
-    import optuna
-    from optuna.distributions import FloatDistribution
-
-    study = optuna.create_study(direction="maximize")
-    trials = []
-    for row in frame[[value, *dists]].itertuples(index=False):
-        params = {}
-        for col, v in zip(dists, row[1:], strict=True):
-            if v is None or math.isnan(v):
-                continue
-            params[col] = float(v) if isinstance(dists[col], FloatDistribution) else int(v)
-        trials.append(optuna.trial.create_trial(value=float(row[0]), params=params,
-                                                distributions={k: dists[k] for k in params}))
-    study.add_trials(trials)
-    return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
-
-
 def importance_with_spread(frame: pd.DataFrame, params: Sequence[str], value: str = "accuracy",
                            n_boot: int = 200, ci: float = 0.95, seed: int = 0,
                            min_trials: int = MIN_IMPORTANCE_TRIALS) -> Importance:
@@ -280,43 +246,27 @@ def importance_with_spread(frame: pd.DataFrame, params: Sequence[str], value: st
     Cost: one optuna evaluation is 15-30 ms for 10-60 trials (PED-ANOVA, measured on the 2-core dev
     machine), so the default 200 resamples take 3-6 s; pass fewer for a quick look.
     """
-    import optuna
-
     _require(frame, [value, *params], "importance_with_spread")
     data = frame[frame[value].notna()].reset_index(drop=True)
     n = len(data)
-    try:
-        import sklearn  # noqa: F401  (fANOVA's random forest)
-
-        ev_name = "fANOVA"
-
-        def make():
-            return optuna.importance.FanovaImportanceEvaluator(seed=seed)
-    except ImportError:
-        q = min(0.5, max(0.1, 5 / max(n, 1)))
-        ev_name = f"PED-ANOVA (top {q:.0%})"
-
-        def make():
-            return optuna.importance.PedAnovaImportanceEvaluator(target_quantile=q)
-
+    make, ev_name = evaluator(n, seed)
     empty = pd.DataFrame(columns=["param", "importance", "mean", "lo", "hi"])
     if n < min_trials:
         return Importance(empty, n, 0, ev_name,
                           f"too few trials (n={n}; importance needs at least {min_trials}): no importance shown")
     # Distributions come from the full data, so a resample in which a parameter happens to be
     # constant still scores it (near 0) instead of dropping it.
-    dists, constant = _distributions(data, params)
+    dists, constant = distributions(data, params)
     if not dists:
         return Importance(empty, n, 0, ev_name, "every parameter took a single value: nothing to rank",
                           tuple(constant))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    full = _importances(data, value, dists, make())
+    full = importances(data, value, dists, make)
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(n_boot):
         part = data.iloc[rng.integers(0, n, n)]
         try:
-            got = _importances(part, value, dists, make())
+            got = importances(part, value, dists, make)
         except (RuntimeError, ValueError, ZeroDivisionError):
             continue  # e.g. every resampled value equal: that resample has no ranking
         samples.append([got.get(p, 0.0) for p in dists])

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from search_spaces import Architecture, build_model, save_architecture, with_io
 
-from .run_data import RunData, RunDataError, load_run, safe_name
+from ..orchestration.storage import RunLocation
+from .run_data import RunData, RunDataError, load_run, run_location, safe_name
 from .schema import EXPORT, json_value
 
 DEFAULT_TOP = 5
@@ -25,27 +28,68 @@ METRICS = ("outcome", "accuracy", "val_accuracy", "best_val_accuracy", "val_loss
 _RANK_DIR = re.compile(r"rank\d+_.+")
 
 
-def export_top(run_dir: str | Path, top: int = DEFAULT_TOP, out: str | Path | None = None) -> list[Path]:
+@dataclass
+class Exported:
+    out: str  # OUT for people: a local path, or a URI without its query
+    entries: list[dict[str, Any]]  # index.json's architectures, each with its `metrics`
+    paths: list[Path | str]  # each arch.json: a local Path, or OUT/REL on an object store
+
+
+def export_top(run_dir: str | Path | RunLocation, top: int = DEFAULT_TOP,
+               out: str | Path | None = None) -> list[Path | str]:
     """Export the `top` best architectures of RUN_DIR to OUT; return their arch.json paths, best first.
 
+    RUN_DIR and OUT may be local paths or object-store URIs (OUT defaults to RUN_DIR/export).
     Raises `RunDataError` naming `run_dir` (not a run directory, or no trial has an accuracy yet),
     `top` (< 1) or `out` (not writable).
     """
+    return export_run(run_dir, top, out).paths
+
+
+def export_run(run_dir: str | Path | RunLocation, top: int = DEFAULT_TOP,
+               out: str | Path | None = None) -> Exported:
+    """export_top, also returning what was exported (for the command's summary)."""
     if top < 1:
         raise RunDataError("top", "expected a positive integer, got {top}", top=top)
     run = load_run(run_dir)
     ranked = run.ranked()
     if ranked.empty:
         raise RunDataError("run_dir", "{path}: no trial has reported an accuracy yet; nothing to export",
-                           path=run.run_dir)
-    out = Path(out) if out is not None else run.run_dir / EXPORT
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDataError("out", "cannot write to {path} ({why})", path=out, why=exc.strerror or exc) from None
-    _remove_previous(out)
-    paths, index = [], []
-    for rank, (_, row) in enumerate(ranked.head(top).iterrows(), start=1):
+                           path=run.where)
+    if out is None:
+        target, rel = run.location, EXPORT
+    else:
+        try:
+            target, rel = run_location(out), ""
+        except RunDataError as exc:
+            raise RunDataError("out", "{why}", why=exc.message.format_map(exc.values)) from None
+    shown = f"{target.display}/{rel}" if rel else target.display
+    if target.is_local:
+        folder = Path(target.path(rel))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDataError("out", "cannot write to {path} ({why})", path=folder,
+                               why=exc.strerror or exc) from None
+        _remove_previous(folder)
+    else:
+        try:
+            for name in target.list(rel):
+                if _RANK_DIR.fullmatch(name):
+                    target.delete(f"{rel}/{name}" if rel else name)
+        except OSError as exc:
+            raise RunDataError("out", "cannot write to {path} ({why})", path=shown,
+                               why=str(exc).splitlines()[0]) from None
+    with target.staged(rel) as staging:  # OUT itself when local; uploaded on exit otherwise
+        entries = _write_export(run, ranked.head(top), staging)
+    paths: list[Path | str] = [staging / e["arch"] if target.is_local else f"{shown}/{e['arch']}"
+                               for e in entries]
+    return Exported(shown, entries, paths)
+
+
+def _write_export(run: RunData, ranked, out: Path) -> list[dict[str, Any]]:
+    index = []
+    for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
         folder = out / f"rank{rank:02d}_{safe_name(row['trial_id'])}"
         folder.mkdir()
         arch_path = save_architecture(row["architecture"], folder / "arch.json")
@@ -56,7 +100,6 @@ def export_top(run_dir: str | Path, top: int = DEFAULT_TOP, out: str | Path | No
             metrics["weights"] = weights.name if weights else None
             metrics["weights_note"] = note
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        paths.append(arch_path)
         index.append({
             "rank": rank, "trial_id": row["trial_id"], "name": row["name"], "outcome": row["outcome"],
             "accuracy": json_value(row["accuracy"]), "flops": json_value(row["flops"]),
@@ -65,11 +108,13 @@ def export_top(run_dir: str | Path, top: int = DEFAULT_TOP, out: str | Path | No
             "weights": str(weights.relative_to(out)) if weights else None,
         })
     (out / "index.json").write_text(json.dumps({
-        "run_dir": str(run.run_dir.resolve()), "exported": _now(), "search": run.search,
+        "run_dir": run.where, "exported": _now(), "search": run.search,
         "ranking": "completed trials by best validation accuracy, then trials measured after fewer epochs",
         "architectures": index,
     }, indent=2, default=str) + "\n")
-    return paths
+    for entry in index:
+        entry["metrics_data"] = json.loads((out / entry["metrics"]).read_text())
+    return index
 
 
 def _remove_previous(out: Path) -> None:
@@ -97,38 +142,52 @@ def _metrics(run: RunData, row, rank: int) -> dict[str, Any]:
         "dataset": s.get("dataset"),
         "space": s.get("space"),
         "max_epochs": s.get("max_epochs"),
-        "run_dir": str(run.run_dir.resolve()),
+        "run_dir": run.where,
         "checkpoint": row["checkpoint"] or None,
     }
 
 
-def _checkpoint_file(run: RunData, location: str) -> Path | None:
+def _checkpoint_file(run: RunData, location: str, scratch: Path) -> Path | None:
+    """The trial's checkpoint.pt as a local file: in place for a local run, else downloaded to SCRATCH."""
     if not location:
         return None
-    path = Path(location)
-    if not path.is_absolute():
-        path = run.run_dir / path
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    return path if path.is_file() else None
+    loc = run.location
+    if loc.is_local:
+        path = Path(location)
+        if not path.is_absolute():
+            path = Path(loc.root) / path
+        if path.is_dir():
+            path = path / "checkpoint.pt"
+        return path if path.is_file() else None
+    rel = loc.relative(location) or location  # trials.csv keeps it relative to RUN_DIR
+    for candidate in (rel, f"{rel.rstrip('/')}/checkpoint.pt"):
+        if loc.is_file(candidate):
+            return loc.download(candidate, scratch / "checkpoint.pt")
+    return None
 
 
 def _export_weights(run: RunData, row, dest: Path) -> tuple[Path | None, str]:
     """Extract the state_dict from the trial's checkpoint.pt (read with weights_only=True), check that it
     loads into the architecture's model with strict=True, and save it alone to `dest`."""
-    path = _checkpoint_file(run, row["checkpoint"])
-    if path is None:
-        why = "no checkpoint recorded" if not row["checkpoint"] else f"checkpoint not found: {row['checkpoint']}"
-        return None, why
+    with tempfile.TemporaryDirectory(prefix="nas-export-") as scratch:
+        path = _checkpoint_file(run, row["checkpoint"], Path(scratch))
+        if path is None:
+            why = "no checkpoint recorded" if not row["checkpoint"] else f"checkpoint not found: {row['checkpoint']}"
+            return None, why
+        return _weights_from(path, row, dest, shown=path if run.location.is_local else
+                             f"{run.where}/{run.location.relative(row['checkpoint']) or row['checkpoint']}")
+
+
+def _weights_from(path: Path, row, dest: Path, shown) -> tuple[Path | None, str]:
     import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file: report it, export the rest
-        return None, f"unreadable checkpoint {path}: {str(exc).splitlines()[0]}"
+        return None, f"unreadable checkpoint {shown}: {str(exc).splitlines()[0]}"
     model_state = state.get("model") if isinstance(state, dict) else None
     if not isinstance(model_state, dict):
-        return None, f"{path} has no 'model' state_dict"
+        return None, f"{shown} has no 'model' state_dict"
     model_state = {_strip_prefix(k): v for k, v in model_state.items()}
     # Trials adapt the stem's input channels and the classifier to their dataset (trials.loop); the
     # checkpoint records the architecture it trained, which must be the searched one's body.
@@ -137,17 +196,17 @@ def _export_weights(run: RunData, row, dest: Path) -> tuple[Path | None, str]:
         try:
             trained = Architecture.from_dict(state["arch"])
         except ValueError as exc:
-            return None, f"{path} records an invalid architecture ({exc})"
+            return None, f"{shown} records an invalid architecture ({exc})"
         if with_io(trained, in_channels=row["architecture"].in_channels,
                    num_classes=row["architecture"].num_classes) != row["architecture"]:
-            return None, f"{path} holds another architecture than {row['name']}"
+            return None, f"{shown} holds another architecture than {row['name']}"
     try:
         build_model(trained).load_state_dict(model_state, strict=True)
     except RuntimeError as exc:
-        return None, f"weights in {path} do not fit {row['name']}: {str(exc).splitlines()[0]}"
+        return None, f"weights in {shown} do not fit {row['name']}: {str(exc).splitlines()[0]}"
     torch.save(model_state, dest)
     save_architecture(trained, dest.parent / "trained_arch.json")
-    return dest, f"state_dict from {path}; it fits trained_arch.json ({trained.in_channels} input channels, " \
+    return dest, f"state_dict from {shown}; it fits trained_arch.json ({trained.in_channels} input channels, " \
                  f"{trained.num_classes} classes)"
 
 
@@ -159,4 +218,4 @@ def _strip_prefix(key: str) -> str:
     return key
 
 
-__all__ = ["DEFAULT_TOP", "export_top"]
+__all__ = ["DEFAULT_TOP", "Exported", "export_run", "export_top"]

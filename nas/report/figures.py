@@ -4,10 +4,12 @@ Every figure is plain data: traces carry Python lists (not numpy arrays, which p
 as binary blobs), per-trial point traces carry `meta={"role": "trials", ...}` and the trial id as the
 first `customdata` field, so tests (and anyone reading the JSON) can tell which trial is which point.
 
-Accuracies are plotted in percent. Trials stopped early by ASHA are drawn as open markers: their
-accuracy was measured after fewer epochs and is not comparable with a completed trial's. The spread,
-trends and EDFs use the completed trials when there are enough of them (`basis`), otherwise every
-measured trial; each figure's caption says which.
+Accuracies are plotted in percent. Trials stopped early by ASHA were measured after fewer epochs than
+completed ones, so no trend, EDF or importance pools them (issue 12: in the default CPU run that made
+C=2 look best only because ASHA let the C=2 trials train longer). Those figures are drawn at one
+fidelity each (`fidelities`, from nas.report.evidence): every trial at the common epoch (the highest
+epoch every live trial reached: the first ASHA rung), and the completed trials alone; each panel's
+title says its epoch and n, and medians carry percentile-bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from .importance import param_importances
+from . import evidence as ev
+from .evidence_figures import importance_figure, rank_scatter
+from .importance import searched_columns
 from .run_data import RunData, depth_columns
-from .schema import MEASURED, OTHER_COLOR, OUTCOME_COLORS, json_value
+from .schema import MEASURED, OTHER_COLOR, OUTCOME_COLORS, VALIDATION, VALIDATION_CSV, json_value
 
-MIN_BASIS = 5  # completed trials needed before spreads and trends use only completed trials
+N_BOOT = 1000  # bootstrap resamples for the medians' intervals (1000 x a few groups: milliseconds)
+N_BOOT_IMPORTANCE = 100  # each resample is one optuna evaluation, 15-30 ms (evidence.py): ~3 s a figure
 SYMBOLS = {"completed": "circle", "stopped": "circle-open", "running": "diamond-open"}
 OUTCOME_LABELS = {"completed": "completed", "stopped": "stopped early by ASHA", "running": "still running"}
 HOVER_FIELDS = ("trial_id", "name", "outcome", "cardinality", "width", "depths", "gflops", "mparams",
@@ -66,14 +71,16 @@ def _customdata(df: pd.DataFrame) -> list[list]:
     return [[json_value(v) for v in row] for row in df[list(HOVER_FIELDS)].itertuples(index=False)]
 
 
-def basis(run: RunData) -> tuple[pd.DataFrame, str]:
-    """Trials the spreads, trends and EDFs are computed on, and a phrase saying which."""
-    done = run.completed()
-    measured = run.measured()
-    if len(done) >= MIN_BASIS or len(done) == len(measured):
-        return done, f"the {len(done)} completed trials"
-    return measured, (f"all {len(measured)} measured trials (only {len(done)} completed; "
-                      "ASHA-stopped ones count with their accuracy at the epoch they were stopped)")
+def fidelities(run: RunData) -> tuple[ev.Fidelity, ev.Fidelity]:
+    """The two fidelities the trends, EDFs and importance are drawn at: every live trial at the common
+    epoch, and the completed trials. Their frames are run.trials' rows with `accuracy`/`error` replaced
+    by the value at that fidelity."""
+    return ev.at_common_epoch(run.trials, run.epochs), ev.completed_only(run.trials)
+
+
+def _fid_note(fid: ev.Fidelity) -> str:
+    out = ", ".join(f"{n} {why}" for why, n in fid.left_out.items())
+    return f" (left out: {out})" if out else ""
 
 
 def value_colors(values) -> dict:
@@ -175,7 +182,7 @@ def _coloraxis(values, label: str) -> dict:
     lo, hi = math.log2(vals[0]), math.log2(vals[-1])
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
-    ticks = vals if len(vals) <= 10 else [2**k for k in range(math.ceil(lo), math.floor(hi) + 1)]
+    ticks = vals if len(vals) <= 6 else [2**k for k in range(math.ceil(lo), math.floor(hi) + 1)]
     return dict(coloraxis=dict(
         colorscale="Viridis", cmin=lo, cmax=hi,
         colorbar=dict(title=dict(text=label), tickvals=[math.log2(t) for t in ticks],
@@ -185,7 +192,7 @@ def _coloraxis(values, label: str) -> dict:
 
 def _log2_axis(values) -> dict:
     vals = sorted({json_value(v) for v in values if v is not None and not math.isnan(v)})
-    if len(vals) > 10:  # powers of two only, else the labels collide
+    if len(vals) > 6:  # powers of two only, else the labels collide (the widths d of one run)
         vals = [2**k for k in range(math.floor(math.log2(vals[0])), math.ceil(math.log2(vals[-1])) + 1)]
     return dict(type="log", tickvals=vals, ticktext=[_int_label(v) for v in vals])
 
@@ -203,24 +210,71 @@ def _empty(key: str, title: str, note: str) -> Section:
 
 
 # --- figures ---------------------------------------------------------------------------------------
+def _median_ci_trace(table: pd.DataFrame, xs: list, fid: ev.Fidelity, by: str, labels: list[str],
+                     showlegend: bool) -> go.Scatter:
+    """Medians per group with their bootstrap interval (`evidence.grouped_median_ci`'s table), n beside
+    each; a group of one trial has no bar (resampling one value says nothing)."""
+    med = table["median"] * 100
+    up = [(h * 100 - m) if ok else 0.0 for h, m, ok in zip(table["hi"], med, table["has_ci"], strict=True)]
+    down = [(m - lo * 100) if ok else 0.0 for lo, m, ok in zip(table["lo"], med, table["has_ci"], strict=True)]
+    text = [f"n={int(k)}" for k in table["n"]]
+    hover = [f"{by} {lab}: median {m:.2f}% of n={int(k)}" + (
+        f", 95% interval {lo * 100:.2f}-{hi * 100:.2f}%" + (" (n=2: the interval is the two values)"
+                                                           if k == 2 else "") if ok else ", no interval")
+             for lab, m, k, lo, hi, ok in zip(labels, med, table["n"], table["lo"], table["hi"], table["has_ci"],
+                                              strict=True)]
+    return go.Scatter(
+        x=xs, y=_list(med), mode="lines+markers+text", name="median, 95% bootstrap interval",
+        showlegend=showlegend, text=text, textposition="middle right", hovertext=hover, hoverinfo="text",
+        line=dict(color="#333333", width=2, dash="dot"), marker=dict(symbol="diamond", size=11, color="#333333"),
+        error_y=dict(type="data", array=_list(up), arrayminus=_list(down), color="#333333", thickness=2, width=7),
+        meta={"role": "median-ci", "by": by, "epoch": fid.epoch, "n": fid.n, "fidelity": fid.label,
+              "groups": _list(table[by]), "median": _list(table["median"]), "lo": _list(table["lo"]),
+              "hi": _list(table["hi"]), "group_n": _list(table["n"])},
+    )
+
+
+def _panel_titles(fids) -> list[str]:
+    return [fid.title + _fid_note(fid) for fid in fids]
+
+
 def accuracy_vs(run: RunData, x: str, color: str, *, key: str, title: str, x_title: str,
                 color_label: str, log_x: bool = True) -> Section:
-    data = run.measured()
-    data = data[data[x].notna()]
-    if data.empty:
+    """Accuracy against `x` at each fidelity (two panels): the trials as points, the median per
+    value of x (per power-of-two bin for the width, whose feasible values are nearly all distinct)
+    with a bootstrap interval."""
+    if run.measured().empty:
         return _empty(key, title, "No trial has reported an accuracy yet.")
-    base, basis_text = basis(run)
-    xpos = _log_pos if log_x else _lin_pos
-    offsets = _offsets(data, x, color, 0.45 if log_x else 0.6)
-    fig = go.Figure()
-    for tr in _spread_traces(base, x, lambda v: json_value(v), "#333333", "median (trend)", True):
-        fig.add_trace(tr)
-    for tr in _trial_points(data, x, color, xpos, offsets):
-        fig.add_trace(tr)
-    fig.update_layout(**LAYOUT, **_coloraxis(data[color], color_label))
-    xaxis = _log2_axis(data[x]) if log_x else dict(dtick=1)
-    fig.update_xaxes(title_text=x_title, **xaxis)
-    fig.update_yaxes(title_text=ACC_TITLE, ticksuffix="")
+    fids = fidelities(run)
+    binned = x == "width"
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=_panel_titles(fids))
+    all_x = pd.concat([f.frame[x] for f in fids if not f.frame.empty] or [pd.Series(dtype=float)])
+    for col, fid in enumerate(fids, start=1):
+        data = fid.frame[fid.frame[x].notna() & fid.frame["accuracy"].notna()]
+        if data.empty:
+            continue
+        by = x
+        if binned:
+            data = data.assign(_bin=ev.log2_bin(data[x]))
+            by = "_bin"
+        table = ev.grouped_median_ci(data, by, "accuracy", n_boot=N_BOOT)
+        if binned:  # the median sits at the bin's geometric centre
+            xs = _list(table[by] * 2**0.5 if log_x else table[by])
+            labels = [ev.bin_label(v) for v in table[by]]
+        else:
+            xs, labels = _list(table[by]), [_int_label(v) for v in table[by]]
+        fig.add_trace(_median_ci_trace(table.rename(columns={by: x}) if binned else table, xs, fid, x, labels,
+                                       col == 1), row=1, col=col)
+        offsets = _offsets(data, x, color, 0.45 if log_x else 0.6)
+        for tr in _trial_points(data, x, color, _log_pos if log_x else _lin_pos, offsets, showlegend=col == 1):
+            tr.meta = {**tr.meta, "epoch": fid.epoch, "fidelity": fid.label}
+            fig.add_trace(tr, row=1, col=col)
+        xaxis = _log2_axis(all_x) if log_x else dict(dtick=1)
+        fig.update_xaxes(title_text=x_title, row=1, col=col, **xaxis)
+        fig.update_yaxes(title_text=ACC_TITLE if col == 1 else None, row=1, col=col)
+    fig.update_layout(**LAYOUT, **_coloraxis(all_x if x == color else pd.concat(
+        [f.frame[color] for f in fids if not f.frame.empty]), color_label))
+    fig.update_layout(**SUBPLOT_LEGEND)
     n_failed = run.failed()
     failed_note = ""
     if len(n_failed):
@@ -228,11 +282,13 @@ def accuracy_vs(run: RunData, x: str, color: str, *, key: str, title: str, x_tit
         parts = ", ".join(f"{_int_label(k)}: {v}" for k, v in per.items())
         failed_note = (f" {len(n_failed)} failed trial(s) have no accuracy and are not plotted"
                        f"{f' (by {x}: {parts})' if parts else ''}; they are listed under Failed trials.")
-    caption = (f"Every measured trial is a point, coloured by {color_label} (points of different "
-               f"{color_label} are set side by side around their {x}); open symbols were measured after "
-               f"fewer epochs (click the legend to hide them). Grey bars: range (thin) and inter-quartile "
-               f"range (thick) per {x}; dotted line: median; both over {basis_text}.{failed_note}"
-               " Hover a point for its architecture.")
+    group = "power-of-two bin of d (8-15, 16-31...)" if binned else x
+    caption = (f"Left: every trial's accuracy measured at the same epoch, the highest one all of them reached "
+               f"(ASHA's first rung); right: the completed trials only. Trials stopped early are never mixed "
+               f"with trials that trained longer: that would reward whichever {x} ASHA happened to keep. "
+               f"Points are coloured by {color_label}; the dotted line is the median per {group} with its "
+               f"95% percentile-bootstrap interval (n written beside it; a group of one has no interval, "
+               f"with n=2 the interval is just the two values).{failed_note} Hover a point for its architecture.")
     return Section(key, title, fig, caption)
 
 
@@ -242,7 +298,14 @@ def accuracy_vs_depth(run: RunData) -> Section:
     stages = depth_columns(data)
     if data.empty or data["depth_total"].isna().all():
         return _empty(key, title, "No trial has reported an accuracy yet.")
-    base, basis_text = basis(run)
+    # One fidelity: every trial at the common epoch (the completed ones alone are too few per depth
+    # value to show a trend in a short search).
+    fid = fidelities(run)[0]
+    base = data = fid.frame
+    if base.empty:
+        return _empty(key, title, f"No accuracy at a common epoch ({fid.label}).")
+    basis_text = f"the same trials ({fid.title})"
+    title = f"{title} — {fid.title}"
     cols = ["depth_total", *stages]
     fig = make_subplots(rows=1, cols=len(cols), shared_yaxes=True, horizontal_spacing=0.025,
                         subplot_titles=["total (blocks)"] + [f"stage {i + 1}" for i in range(len(stages))])
@@ -259,7 +322,8 @@ def accuracy_vs_depth(run: RunData) -> Section:
     fig.update_yaxes(title_text=ACC_TITLE, row=1, col=1)
     fig.update_layout(**LAYOUT, **_coloraxis(data["cardinality"], "C"))
     fig.update_layout(height=480, **SUBPLOT_LEGEND)
-    caption = (f"Left: accuracy against the total number of bottleneck blocks; then one panel per stage "
+    caption = (f"All trials at {fid.label}{_fid_note(fid)}. "
+               f"Left: accuracy against the total number of bottleneck blocks; then one panel per stage "
                f"(blocks in that stage). Points coloured by cardinality C; symbols as above; grey bars and "
                f"dotted line: range, inter-quartile range and median over {basis_text}.")
     return Section(key, title, fig, caption)
@@ -321,29 +385,37 @@ def matched_sweep(run: RunData) -> Section:
 
 def error_edfs(run: RunData) -> Section:
     key, title = "edf", "Error EDFs per cardinality"
-    base, basis_text = basis(run)
-    base = base[base["cardinality"].notna()]
-    if base.empty:
+    fids = fidelities(run)
+    if all(f.frame.empty for f in fids):
         return _empty(key, title, "No trial has reported an accuracy yet.")
-    colors = value_colors(base["cardinality"])
-    fig = go.Figure()
-    for c, col in colors.items():
-        err = np.sort(base.loc[base["cardinality"] == c, "error"].to_numpy())
-        n = len(err)
-        ys = np.arange(1, n + 1) / n
-        fig.add_trace(go.Scatter(
-            x=_list(np.r_[err[0], err]), y=_list(np.r_[0.0, ys]), mode="lines", line_shape="hv",
-            name=f"C={_int_label(c)} (n={n})", line=dict(color=col, width=2.5),
-            hovertemplate=(f"C={_int_label(c)}: %{{y:.0%}} of {n} trials have error ≤ %{{x:.2f}}%"
-                           "<extra></extra>"),
-            meta={"role": "edf", "cardinality": json_value(c), "n": n},
-        ))
-    fig.update_layout(**LAYOUT, legend_title_text="cardinality (trials):")
-    fig.update_xaxes(title_text="top-1 validation error (%)")
-    fig.update_yaxes(title_text="cumulative fraction of trials", range=[0, 1.02], tickformat=".0%")
+    colors = value_colors(pd.concat([f.frame["cardinality"] for f in fids]))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=_panel_titles(fids))
+    for col, fid in enumerate(fids, start=1):
+        base = fid.frame[fid.frame["cardinality"].notna()]
+        for c, color in colors.items():
+            err = np.sort(base.loc[base["cardinality"] == c, "error"].to_numpy())
+            n = len(err)
+            if not n:
+                continue
+            ys = np.arange(1, n + 1) / n
+            fig.add_trace(go.Scatter(
+                x=_list(np.r_[err[0], err]), y=_list(np.r_[0.0, ys]), mode="lines", line_shape="hv",
+                name=f"C={_int_label(c)}", legendgroup=str(c), showlegend=col == 1,
+                line=dict(color=color, width=2.5),
+                hovertemplate=(f"C={_int_label(c)}, {fid.label}: %{{y:.0%}} of {n} trials have error "
+                               "≤ %{x:.2f}%<extra></extra>"),
+                meta={"role": "edf", "cardinality": json_value(c), "n": n, "epoch": fid.epoch,
+                      "fidelity": fid.label},
+            ), row=1, col=col)
+        fig.update_xaxes(title_text="top-1 validation error (%)", row=1, col=col)
+        fig.update_yaxes(title_text="cumulative fraction of trials" if col == 1 else None, range=[0, 1.02],
+                         tickformat=".0%", row=1, col=col)
+    fig.update_layout(**LAYOUT, legend_title_text="cardinality:")
+    fig.update_layout(**SUBPLOT_LEGEND)
     caption = ("Empirical distribution function of the error per cardinality (Radosavovic et al., "
                "\"On Network Design Spaces for Visual Recognition\"): a curve further left and higher means "
-               f"the cardinality gives good models more often. Computed over {basis_text}.")
+               "the cardinality gives good models more often. Left: every trial at the common epoch; right: "
+               "the completed trials. Hover a curve for its n; a curve of one or two trials says little.")
     return Section(key, title, fig, caption)
 
 
@@ -358,7 +430,12 @@ def accuracy_vs_cost(run: RunData, cost: str) -> Section:
     data = data[data[cost].notna()]
     if data.empty:
         return _empty(key, title, "No trial has reported an accuracy yet.")
-    base, basis_text = basis(run)
+    # The front compares accuracies, so it is drawn at one fidelity: the completed trials, or while
+    # none has completed, every trial at the common epoch.
+    common, done = fidelities(run)
+    fid = done if done.n else common
+    base = fid.frame
+    basis_text = f"the trials {fid.title}"
     fig = go.Figure()
     budget, tol = run.search.get("budget_flops"), run.search.get("tolerance")
     if is_flops and isinstance(budget, int | float) and budget > 0:
@@ -377,7 +454,7 @@ def accuracy_vs_cost(run: RunData, cost: str) -> Section:
             name=f"Pareto front ({len(front)})", line=dict(color="#d62728", width=2),
             marker=dict(size=14, symbol="circle-open", color="#d62728", line=dict(width=2)),
             customdata=_customdata(front), hovertemplate=HOVER.replace("<b>", "<b>Pareto: "),
-            meta={"role": "pareto", "cost": cost},
+            meta={"role": "pareto", "cost": cost, "epoch": fid.epoch, "n": fid.n},
         ))
     fig.update_layout(**LAYOUT, **_coloraxis(data["cardinality"], "C"))
     fig.update_xaxes(title_text=unit)
@@ -477,23 +554,65 @@ def _outcome_of(info: pd.DataFrame, tid: str) -> str:
     return str(info.at[tid, "outcome"]) if tid in info.index else "unknown"
 
 
-def importance(run: RunData) -> Section:
-    key, title = "importance", "Hyperparameter importance"
-    values, ev_name, note = param_importances(run)
-    if not values:
-        return _empty(key, title, note)
-    names = list(values)[::-1]
-    fig = go.Figure(go.Bar(
-        x=[values[n] for n in names], y=[n.removeprefix("param_") for n in names], orientation="h",
-        marker_color="#1f77b4", text=[f"{values[n]:.0%}" for n in names], textposition="auto",
-        hovertemplate="%{y}: %{x:.1%} of the explained variance<extra></extra>", meta={"role": "importance"},
-    ))
-    fig.update_layout(**LAYOUT)
-    fig.update_layout(height=max(260, 80 + 40 * len(names)))
-    fig.update_xaxes(title_text="importance for validation accuracy (normalised, sums to 1)",
-                     tickformat=".0%")
-    fig.update_yaxes(title_text="Optuna parameter")
-    return Section(key, title, fig, f"{ev_name} from optuna.importance on {note}")
+def importance(run: RunData, which: str = "common") -> Section:
+    """optuna.importance of the searcher's parameters at one fidelity ("common": every trial at the
+    common epoch; "completed"), with its spread over bootstrap resamples of the trials; below
+    evidence.MIN_IMPORTANCE_TRIALS trials the figure says so instead of drawing bars."""
+    common, done = fidelities(run)
+    fid = common if which == "common" else done
+    key = "importance" if which == "common" else "importance-completed"
+    title = f"Hyperparameter importance — {fid.title}"
+    params = [c for c in searched_columns(fid.frame) if fid.frame[c].notna().any()]
+    if not params:
+        return _empty(key, title, "trials.csv has no param_ columns: the sampler's parameters are unknown.")
+    imp = ev.importance_with_spread(fid.frame, params, n_boot=N_BOOT_IMPORTANCE)
+    fig = importance_figure(imp, fid)
+    if imp.reason:
+        caption = (f"{imp.reason}. A bar chart from so few trials would look confident and mean little; "
+                   "run more trials (or read the trends above).")
+    else:
+        caption = (f"{imp.evaluator} from optuna.importance on the trials {fid.title}{_fid_note(fid)}: bars are "
+                   f"the mean over {imp.n_boot} bootstrap resamples of the trials, whiskers their 95% interval; "
+                   "overlapping intervals mean the data do not order those parameters.")
+        if imp.constant:
+            caption += f" Constant, so left out: {', '.join(c.removeprefix('param_') for c in imp.constant)}."
+    return Section(key, title, fig, caption)
+
+
+def ranking_holds(run: RunData) -> Section:
+    """Proxy (search) vs validated accuracy per architecture, from nas.validate's validation.csv."""
+    key, title = "validation", "Does the search's ranking hold?"
+    path = run.run_dir / VALIDATION / VALIDATION_CSV
+    if not path.is_file():
+        return Section(key, title, skip=True)
+    v = pd.read_csv(path, dtype={"arch_id": str})
+    if v.empty:
+        return _empty(key, title, f"{VALIDATION}/{VALIDATION_CSV} has no rows yet.")
+    proxy = v.drop_duplicates("arch_id").set_index("arch_id")["proxy_accuracy"]
+    ra = ev.rank_agreement(proxy, v.rename(columns={"arch_id": "arch", "validated_accuracy": "accuracy"}))
+    epochs = ", ".join(str(int(e)) for e in sorted(v.loc[v["status"] == "ok", "epochs"].unique()))
+    res = ", ".join(str(int(r)) for r in sorted(v["train_resolution"].dropna().unique()))
+    fig = rank_scatter(ra, proxy_label="search (proxy) accuracy",
+                       validated_label=f"validated accuracy at {epochs} epochs, {res}x{res}, mean ± std over seeds")
+    names = v.drop_duplicates("arch_id").set_index("arch_id")
+    per = ra.per_arch.assign(name=lambda t: t["arch"].map(names["name"]), role=lambda t: t["arch"].map(names["role"]))
+    table = pd.DataFrame({
+        "proxy rank": per["proxy_rank"].astype(int), "architecture": per["name"], "trial": per["arch"],
+        "role": per["role"], "proxy acc. %": (100 * per["proxy"]).round(2),
+        "validated acc. % (mean)": (100 * per["mean"]).round(2), "± std": (100 * per["std"]).round(2),
+        "seeds": per["n_seeds"], "validated rank": per["validated_rank"].astype(int)})
+    if ra.reason:
+        verdict = ra.reason + "."
+    else:
+        verdict = (f"{ra.describe()} (95% bootstrap intervals over architectures). "
+                   + ("The search's best stays best." if ra.best_stays_best else
+                      f"The search's best is not the validated best: {100 * ra.best_gap:.2f} points behind it."))
+        if ra.tau_lo <= 0:
+            verdict += " The interval of tau includes 0: these architectures do not show that the proxy ranks."
+    caption = (f"Each architecture retrained by nas.validate ({len(v)} trials): the search's accuracy (its "
+               f"proxy: short training, possibly stopped early by ASHA) against the accuracy after {epochs} "
+               f"epochs, mean and standard deviation over seeds. {verdict}")
+    return Section(key, title, fig, caption, table=table)
 
 
 def build_sections(run: RunData) -> list[Section]:
@@ -510,9 +629,11 @@ def build_sections(run: RunData) -> list[Section]:
         accuracy_vs_cost(run, "mparams"),
         speed(run),
         learning_curves(run),
-        importance(run),
+        importance(run, "common"),
+        importance(run, "completed"),
+        ranking_holds(run),
     ]
     return [s for s in sections if not s.skip]
 
 
-__all__ = ["Section", "basis", "build_sections", "importance", "pareto_front"]
+__all__ = ["Section", "build_sections", "fidelities", "importance", "pareto_front"]

@@ -98,7 +98,7 @@ def render(run: RunData, sections: list[Section], arch_links: dict[str, str], to
         f'<script type="text/javascript">{get_plotlyjs()}</script>',
         "</head><body><main>",
         f"<h1>{esc(title)}</h1>",
-        f'<p class="sub">{esc(run.run_dir.resolve())} &middot; report generated '
+        f'<p class="sub">{esc(run.where)} &middot; report generated '
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
         header(run, arch_links),
         nav(sections),
@@ -192,7 +192,7 @@ def top_table(run: RunData, arch_links: dict[str, str], top: int) -> str:
     th = "".join(f"<th{_left(i)}>{c}</th>" for i, c in enumerate(cols))
     note = ("<p class='caption'>Completed trials first, by best validation accuracy; trials stopped by ASHA "
             "or still running follow (their accuracy is from fewer epochs). Export them with "
-            f"<code>python -m nas.export {esc(run.run_dir)} --top {top}</code>.</p>")
+            f"<code>python -m nas.export {esc(run.where)} --top {top}</code>.</p>")
     return f"{head}{note}<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
 
 
@@ -253,7 +253,7 @@ def files_section(run: RunData) -> str:
              (SEARCH_JSON, "the search's settings"),
              (f"{ARCHITECTURES}/", "every trial's architecture as resnext-arch/1 JSON")]
     items = "".join(f"<li><a href='{esc(f)}'>{esc(f)}</a>: {esc(d)}</li>" for f, d in files
-                    if (run.run_dir / f).exists())
+                    if run.has(f))
     return f"<section id='files'><h2>Files</h2><ul>{items}</ul></section>"
 
 

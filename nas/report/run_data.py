@@ -1,5 +1,8 @@
 """A search's run directory, read into pandas: `search.json`, `trials.csv` and `epochs.csv`.
 
+The run directory is wherever the search stored it: a local or shared path, or an object-store URI
+(`s3://bucket/runs/NAME?endpoint_override=...`), read through nas.orchestration.storage.RunLocation.
+
 Only plain files are read (CSV and JSON; nothing is unpickled). Every column the analysis uses is
 present after loading, with the contract's dtype, whatever the run wrote: a search still running, an
 interrupted one or a trial that failed before reporting leaves empty cells, sometimes whole columns,
@@ -9,6 +12,7 @@ width, depths...) are filled from the `arch` JSON when the run did not write the
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -22,6 +26,7 @@ import pandas as pd
 from search_spaces import Architecture, ArchitectureError
 
 from ..errors import SettingError
+from ..orchestration.storage import RunLocation, StorageError
 from .schema import (
     EPOCH_COLUMNS,
     EPOCHS_CSV,
@@ -44,11 +49,28 @@ class RunDataError(SettingError):
 
 @dataclass
 class RunData:
-    run_dir: Path
+    run_dir: Path | None  # RUN_DIR as a local Path; None for a run on an object store (see `location`)
     search: dict[str, Any]  # search.json, {} when the run has none
     trials: pd.DataFrame  # one row per trial, contract columns + `accuracy`, `error`, `gflops`, `mparams`
     epochs: pd.DataFrame  # one row per trial per epoch
     warnings: list[str] = field(default_factory=list)
+    location: RunLocation | None = None  # where RUN_DIR is (derived from run_dir when not given)
+    out_dir: Path | None = None  # while the report is written: the local folder its files go to
+
+    def __post_init__(self) -> None:
+        if self.location is None:
+            self.location = RunLocation.from_run_uri(str(self.run_dir))
+
+    @property
+    def where(self) -> str:
+        """RUN_DIR for people: the absolute path, or the URI without its query."""
+        return self.location.display
+
+    def has(self, rel: str) -> bool:
+        """RUN_DIR/REL exists, or was just written to `out_dir` (not uploaded yet)."""
+        if self.out_dir is not None and (self.out_dir / rel).exists():
+            return True
+        return self.location.exists(rel.rstrip("/"))
 
     @property
     def stages(self) -> int:
@@ -93,37 +115,55 @@ def param_columns(trials: pd.DataFrame) -> list[str]:
     return [c for c in trials.columns if c.startswith("param_")]
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDataError("run_dir", "{path}: not a run directory (a file; give the directory that holds "
-                           "{file})", path=run_dir, file=TRIALS_CSV)
-    if not run_dir.is_dir():
-        raise RunDataError("run_dir", "{path}: no such run directory", path=run_dir)
-    trials_csv = run_dir / TRIALS_CSV
-    if not trials_csv.is_file():
-        raise RunDataError("run_dir", "{path}: no {file} (is this a search run directory?)", path=run_dir,
+def run_location(run: str | Path | RunLocation) -> RunLocation:
+    """Where RUN_DIR is: a local path (made absolute) or a URI (never resolved)."""
+    if isinstance(run, RunLocation):
+        return run
+    try:
+        return RunLocation.from_run_uri(str(run))
+    except StorageError as exc:
+        raise RunDataError("run_dir", "{why}", why=str(exc).split(": ", 1)[-1]) from None
+
+
+def load_run(run_dir: str | Path | RunLocation) -> RunData:
+    loc = run_location(run_dir)
+    if loc.is_local:
+        path = Path(loc.root)
+        if path.exists() and not path.is_dir():
+            raise RunDataError("run_dir", "{path}: not a run directory (a file; give the directory that holds "
+                               "{file})", path=path, file=TRIALS_CSV)
+        if not path.is_dir():
+            raise RunDataError("run_dir", "{path}: no such run directory", path=path)
+    try:
+        has_trials = loc.is_file(TRIALS_CSV)
+    except OSError as exc:  # a bucket that does not exist, refused credentials, an unreachable endpoint
+        raise RunDataError("run_dir", "{path}: cannot be read ({why})", path=loc.display,
+                           why=str(exc).splitlines()[0]) from None
+    if not has_trials:
+        if not loc.is_local and not loc.exists():
+            raise RunDataError("run_dir", "{path}: no such run directory", path=loc.display)
+        raise RunDataError("run_dir", "{path}: no {file} (is this a search run directory?)", path=loc.display,
                            file=TRIALS_CSV)
     warnings: list[str] = []
-    search = _read_search(run_dir / SEARCH_JSON, warnings)
+    search = _read_search(loc, warnings)
     try:
-        raw = pd.read_csv(trials_csv, dtype={"trial_id": str}, keep_default_na=True)
+        raw = pd.read_csv(io.StringIO(loc.read_text(TRIALS_CSV)), dtype={"trial_id": str}, keep_default_na=True)
     except pd.errors.EmptyDataError:
         raw = pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise RunDataError("run_dir", "{path}: not a readable CSV ({why})", path=trials_csv,
+        raise RunDataError("run_dir", "{path}: not a readable CSV ({why})", path=f"{loc.display}/{TRIALS_CSV}",
                            why=str(exc).splitlines()[0]) from None
     trials = normalize_trials(raw, warnings)
-    epochs = _read_epochs(run_dir / EPOCHS_CSV, warnings)
-    return RunData(run_dir, search, trials, epochs, warnings)
+    epochs = _read_epochs(loc, warnings)
+    return RunData(loc.local_dir, search, trials, epochs, warnings, location=loc)
 
 
-def _read_search(path: Path, warnings: list[str]) -> dict[str, Any]:
-    if not path.is_file():
+def _read_search(loc: RunLocation, warnings: list[str]) -> dict[str, Any]:
+    if not loc.is_file(SEARCH_JSON):
         warnings.append("search.json is missing: budget and settings unknown")
         return {}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(loc.read_text(SEARCH_JSON))
     except (OSError, ValueError) as exc:
         warnings.append(f"search.json is unreadable ({exc})")
         return {}
@@ -133,12 +173,12 @@ def _read_search(path: Path, warnings: list[str]) -> dict[str, Any]:
     return data
 
 
-def _read_epochs(path: Path, warnings: list[str]) -> pd.DataFrame:
+def _read_epochs(loc: RunLocation, warnings: list[str]) -> pd.DataFrame:
     empty = pd.DataFrame({c: pd.Series(dtype=str if c == "trial_id" else float) for c in EPOCH_COLUMNS})
-    if not path.is_file():
+    if not loc.is_file(EPOCHS_CSV):
         return empty
     try:
-        df = pd.read_csv(path, dtype={"trial_id": str})
+        df = pd.read_csv(io.StringIO(loc.read_text(EPOCHS_CSV)), dtype={"trial_id": str})
     except pd.errors.EmptyDataError:
         return empty
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -196,6 +236,7 @@ def normalize_trials(raw: pd.DataFrame, warnings: list[str] | None = None) -> pd
         fill = {
             "cardinality": arch.stages[0].cardinality,
             "width": arch.stages[0].group_width,
+            "base_width": arch.stages[0].out_channels,
             "depth_total": sum(arch.depths),
             **{f"depth_{i + 1}": d for i, d in enumerate(arch.depths)},
         }

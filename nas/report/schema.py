@@ -18,13 +18,17 @@ REPORT_HTML = "report.html"
 TRIALS_PARQUET = "trials.parquet"
 ARCHITECTURES = "architectures"  # architectures/<trial_id>.json, one per trial
 EXPORT = "export"  # nas.export's default output folder
+VALIDATION = "validation"  # nas.validate's Tune experiment, plan.json and validation.csv
+VALIDATION_CSV = "validation.csv"  # one row per (architecture, seed) retrained at a higher fidelity
 
 # trials.csv, in the order the search writes it. Readers get every column with this dtype; int columns
 # are read as floats with NaN for empty cells (pandas' nullable ints do not survive plotly). The search
 # adds `depth_<i>` (one per stage) and `param_<name>` (the searcher's parameters) after these.
+# `base_width` is the first stage's output width (256 in the paper's template; doubling per stage).
 TRIAL_COLUMNS: dict[str, type] = {
     "trial_id": str, "status": str, "outcome": str, "reason": str, "name": str, "cardinality": int,
-    "width": int, "depths": str, "depth_total": int, "cardinalities": str, "group_widths": str, "flops": int,
+    "width": int, "base_width": int, "depths": str, "depth_total": int, "cardinalities": str, "group_widths": str,
+    "flops": int,
     "flops_train": int, "params": int, "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
     "train_loss": float, "epochs": int, "images_per_second": float, "seconds": float, "seed": int,
     "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str,
@@ -65,5 +69,5 @@ def json_value(value: Any) -> Any:
 __all__ = [
     "ARCHITECTURES", "BEST_JSON", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED",
     "OTHER_COLOR", "OUTCOMES", "OUTCOME_COLORS", "REPORT_HTML", "SEARCH_JSON", "TRIALS_CSV",
-    "TRIALS_PARQUET", "TRIAL_COLUMNS", "columns_of", "json_value",
+    "TRIALS_PARQUET", "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "columns_of", "json_value",
 ]

@@ -2,8 +2,9 @@
 architectures/<trial_id>.json (resnext-arch/1) and, when kaleido is installed, PNG copies of the
 figures under figures/.
 
-Works on partial runs (a search still running or interrupted) and on failed trials: whatever is
-missing becomes a note in the page, never an exception.
+RUN_DIR may be on an object store (s3://...): the files are written to a local folder and uploaded
+(RunLocation.staged; plotly and kaleido write local files). Works on partial runs (a search still
+running or interrupted) and on failed trials: whatever is missing becomes a note in the page, never an exception.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from search_spaces import save_architecture
 
+from ..orchestration.storage import RunLocation
 from .figures import Section, build_sections
 from .html import render
 from .run_data import RunData, RunDataError, load_run, safe_name, trials_for_export
@@ -22,34 +24,39 @@ from .schema import ARCHITECTURES, REPORT_HTML, TRIALS_PARQUET
 DEFAULT_TOP = 10
 
 
-def write_report(run_dir: str | Path, top: int = DEFAULT_TOP) -> Path:
-    """Analyse RUN_DIR; write report.html, trials.parquet and architectures/*.json; return the report's path.
+def write_report(run_dir: str | Path | RunLocation, top: int = DEFAULT_TOP) -> Path | str:
+    """Analyse RUN_DIR; write report.html, trials.parquet and architectures/*.json; return the report's
+    path (a local Path, or the URI without its query for a run on an object store).
 
     Raises `RunDataError` (naming `run_dir` or `top`) when RUN_DIR is not a run directory or top < 1.
     """
     return report_run(run_dir, top)[0]
 
 
-def report_run(run_dir: str | Path, top: int = DEFAULT_TOP) -> tuple[Path, RunData]:
+def report_run(run_dir: str | Path | RunLocation, top: int = DEFAULT_TOP) -> tuple[Path | str, RunData]:
     """write_report, also returning the loaded run (its warnings and outcome counts)."""
     if top < 1:
         raise RunDataError("top", "expected a positive integer, got {top}", top=top)
     run = load_run(run_dir)
-    run_dir = run.run_dir
-    write_parquet(run)
-    arch_links = write_architectures(run)
-    sections = build_sections(run)
-    page = render(run, sections, arch_links, top)
-    path = run_dir / REPORT_HTML
-    tmp = path.with_name(f".{REPORT_HTML}.{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    write_pngs(run, sections)
-    return path, run
+    with run.location.staged() as out:  # RUN_DIR itself when local; uploaded on exit otherwise
+        run.out_dir = out
+        try:
+            write_parquet(run)
+            arch_links = write_architectures(run)
+            sections = build_sections(run)
+            page = render(run, sections, arch_links, top)
+            path = out / REPORT_HTML
+            tmp = path.with_name(f".{REPORT_HTML}.{os.getpid()}.tmp")
+            tmp.write_text(page, encoding="utf-8")
+            tmp.replace(path)
+            write_pngs(run, sections)
+        finally:
+            run.out_dir = None
+    return (path if run.location.is_local else f"{run.where}/{REPORT_HTML}"), run
 
 
 def write_parquet(run: RunData) -> Path | None:
-    path = run.run_dir / TRIALS_PARQUET
+    path = (run.out_dir or run.run_dir) / TRIALS_PARQUET
     try:
         trials_for_export(run.trials).to_parquet(path, index=False)
     except (ImportError, ValueError, TypeError, OSError) as exc:  # pyarrow missing or odd column
@@ -65,7 +72,7 @@ def write_architectures(run: RunData) -> dict[str, str]:
         if arch is None:
             continue
         rel = f"{ARCHITECTURES}/{safe_name(tid)}.json"
-        save_architecture(arch, run.run_dir / rel)
+        save_architecture(arch, (run.out_dir or run.run_dir) / rel)
         links[tid] = rel
     return links
 
@@ -78,7 +85,7 @@ def write_pngs(run: RunData, sections: list[Section]) -> list[Path]:
     for s in sections:
         if s.figure is None:
             continue
-        path = run.run_dir / "figures" / f"{s.key}.png"
+        path = (run.out_dir or run.run_dir) / "figures" / f"{s.key}.png"
         path.parent.mkdir(exist_ok=True)
         try:
             s.figure.write_image(path, width=1200, height=s.figure.layout.height or 500, scale=2)

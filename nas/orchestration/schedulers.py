@@ -1,0 +1,74 @@
+"""ASHA that survives `--resume`: its rungs are rebuilt from RUN_DIR/epochs.csv.
+
+Ray Tune does not save the scheduler's state: TuneController.__getstate__ leaves `_scheduler_alg`
+out of the experiment state (ray 2.60, ray/tune/execution/tune_controller.py), and Tuner.restore
+takes neither a scheduler nor a TuneConfig. The scheduler that runs after a resume is the one
+pickled in tuner.pkl when the search started, i.e. with empty rungs. A resumed search would then
+promote its first new trials unconditionally, and a trial resumed at epoch 5 would record its
+epoch-5 accuracy in the rungs of epochs 3 and 1 (async_hyperband.py, _Bracket.on_result), raising
+the cutoffs new trials must beat (correctness review, finding 16).
+
+The supported hook we have is the unpickling itself: Tuner.restore unpickles this object from
+tuner.pkl, so `__setstate__` marks it as restored and the first scheduler call after that (Tune calls
+on_trial_add for every restored trial before any result) fills the rungs with what epochs.csv
+recorded: each trial's accuracy at each rung's milestone epoch, exactly what _Bracket.on_result
+would have recorded had the driver never stopped. Reaching into the restored Tuner's private
+attributes instead would depend on more of Ray's internals than `_Bracket._rungs` does.
+Written by hand because no Ray scheduler restores its own state on resume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from ray.tune.schedulers import ASHAScheduler
+
+from ..report.schema import EPOCHS_CSV
+
+
+class ResumableASHA(ASHAScheduler):
+    """ASHAScheduler (one bracket, time in epochs) whose rungs are refilled from epochs.csv on resume."""
+
+    def __init__(self, run_dir: str | Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run_dir = Path(run_dir)
+        self._prefill_pending = False
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._prefill_pending = True  # unpickled: by Tuner.restore, the rungs are whatever was pickled
+
+    def _prefill_once(self) -> None:
+        if self._prefill_pending:
+            self._prefill_pending = False
+            self.prefill(self.run_dir / EPOCHS_CSV)
+
+    def prefill(self, epochs_csv: str | Path) -> int:
+        """Record every trial's accuracy at each rung milestone it reached; returns how many entries."""
+        path = Path(epochs_csv)
+        if not path.is_file():
+            return 0
+        epochs = pd.read_csv(path, dtype={"trial_id": str}).dropna(subset=[self._metric])
+        # The accuracy a trial reported at epoch e, as Tune's time attribute (training_iteration) counts
+        # them: one report per epoch.
+        at = {(row.trial_id, int(row.epoch)): float(getattr(row, self._metric)) for row in epochs.itertuples()}
+        added = 0
+        for bracket in self._brackets:
+            for milestone, recorded in bracket._rungs:
+                for (trial_id, epoch), value in at.items():
+                    if epoch == milestone and trial_id not in recorded:
+                        recorded[trial_id] = self._metric_op * value
+                        added += 1
+        return added
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        self._prefill_once()
+        super().on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        self._prefill_once()
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+__all__ = ["ResumableASHA"]

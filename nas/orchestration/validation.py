@@ -1,0 +1,173 @@
+"""Does the search's ranking hold? Retrain a run's top K architectures and M controls drawn across the
+rest of the ranking at a higher fidelity (more epochs, optionally another training resolution), with
+several seeds, and write RUN_DIR/validation/validation.csv (issue 12).
+
+The retraining is a Ray Tune experiment on the search's own machinery: the same trainable
+(trials.train_trial), the same per-trial resources (ray_env.trial_resources), a grid over
+(architecture, seed) with a FIFO scheduler (nothing is stopped early: every row is measured at the same
+fidelity). The experiment lives in RUN_DIR/validation/, so a second invocation continues it
+(Tuner.restore), like `nas.search --resume`. ray and trials (torch) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SettingError
+from ..report.run_data import RunData, load_run
+from ..report.schema import SEARCH_JSON, VALIDATION, VALIDATION_CSV
+from .ray_env import trial_resources
+from .settings import SearchSettings, resolve_space, train_config
+
+PLAN_JSON = "plan.json"
+COLUMNS = ["arch_id", "rank", "role", "name", "proxy_accuracy", "proxy_epochs", "seed", "validated_accuracy",
+           "epochs", "train_resolution", "status"]
+
+
+class ValidationError(SettingError):
+    """A validation setting (`top`, `controls`, `seeds`, `epochs`, `train_resolution`, `run_dir`) that
+    cannot be used."""
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    top: int
+    controls: int = 0
+    seeds: int = 2
+    epochs: int | None = None  # None: twice the search's max_epochs
+    train_resolution: int | None = None  # None: the search's
+
+
+def search_settings(run_dir: Path) -> SearchSettings:
+    path = run_dir / SEARCH_JSON
+    try:
+        return SearchSettings(**json.loads(path.read_text())["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValidationError("run_dir", "{path}: no usable {file} ({why}): validation retrains with the "
+                              "search's settings", path=run_dir, file=SEARCH_JSON, why=exc) from None
+
+
+def select(run: RunData, top: int, controls: int) -> pd.DataFrame:
+    """The architectures to retrain: the top `top` of the search's ranking (RunData.ranked: completed
+    first, by accuracy) and `controls` more spread evenly over the rest of the ranking (so the check
+    covers the whole range, not only the top). One row per distinct architecture."""
+    ranked = run.ranked().assign(_key=lambda t: [json.dumps(a.to_dict(), sort_keys=True) for a in t["architecture"]])
+    ranked = ranked.drop_duplicates("_key").reset_index(drop=True)
+    ranked["rank"] = np.arange(1, len(ranked) + 1)
+    if top + controls > len(ranked):
+        raise ValidationError("top", "{top} top architectures and {n_controls} controls asked for, but the run "
+                              "ranks only {n} distinct architectures", top=top, n_controls=controls, n=len(ranked))
+    rest = ranked.iloc[top:]
+    picks = np.unique(np.round(np.linspace(0, len(rest) - 1, controls)).astype(int)) if controls else []
+    chosen = pd.concat([ranked.iloc[:top].assign(role="top"), rest.iloc[list(picks)].assign(role="control")])
+    return pd.DataFrame({
+        "arch_id": chosen["trial_id"].astype(str), "rank": chosen["rank"], "role": chosen["role"],
+        "name": chosen["name"], "proxy_accuracy": chosen["accuracy"], "proxy_epochs": chosen["epochs"],
+        "arch": chosen["_key"],
+    }).reset_index(drop=True)
+
+
+def _wanted(vs: ValidationSettings, chosen: pd.DataFrame) -> dict:
+    return {"settings": asdict(vs), "arch_ids": list(chosen["arch_id"])}
+
+
+def plan(run_dir: str | Path, vs: ValidationSettings) -> tuple[RunData, SearchSettings, pd.DataFrame, dict]:
+    """Check the settings, pick the architectures, and the trials' training settings."""
+    for name in ("top", "seeds"):
+        if getattr(vs, name) < 1:
+            raise ValidationError(name, "expected a positive integer, got {v}", v=getattr(vs, name))
+    if vs.controls < 0:
+        raise ValidationError("controls", "expected 0 or more, got {v}", v=vs.controls)
+    for name in ("epochs", "train_resolution"):
+        if getattr(vs, name) is not None and getattr(vs, name) < 1:
+            raise ValidationError(name, "expected a positive integer, got {v}", v=getattr(vs, name))
+    run = load_run(run_dir)
+    settings = search_settings(run.run_dir)
+    chosen = select(run, vs.top, vs.controls)
+    plan_path = run.run_dir / VALIDATION / PLAN_JSON
+    if plan_path.is_file():
+        old = json.loads(plan_path.read_text())
+        if old != _wanted(vs, chosen):
+            raise ValidationError("top", "{path} holds a validation with other settings ({old}); remove that "
+                                  "folder to start another", path=plan_path.parent, old=old.get("settings"))
+    epochs = vs.epochs or 2 * settings.max_epochs
+    settings = replace(settings, max_epochs=epochs, scheduler="none",
+                       train_resolution=vs.train_resolution or settings.train_resolution)
+    train = train_config(settings, resolve_space(settings))
+    return run, settings, chosen, train
+
+
+def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, train: dict, seeds: int,
+                cluster: dict[str, float]):
+    """A new Tuner over (architecture, seed), or the one RUN_DIR/validation/ holds (resumed)."""
+    from ray import tune
+
+    from trials import train_trial
+
+    from .settings import train_resolution
+
+    trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution(settings)))
+    exp = run_dir / VALIDATION
+    if tune.Tuner.can_restore(str(exp)):
+        return tune.Tuner.restore(str(exp), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    return tune.Tuner(
+        trainable,
+        param_space={"arch": tune.grid_search([json.loads(a) for a in chosen["arch"]]),
+                     "train": {**train, "seed": tune.grid_search(list(range(settings.seed, settings.seed + seeds)))},
+                     "checkpoint": False},
+        tune_config=tune.TuneConfig(scheduler=tune.schedulers.FIFOScheduler(), num_samples=1,
+                                    max_concurrent_trials=settings.max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(name=VALIDATION, storage_path=str(run_dir), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
+    )
+
+
+def table(results, chosen: pd.DataFrame, resolution: int) -> pd.DataFrame:
+    """validation.csv from Tune's results: one row per (architecture, seed), the accuracy measured at
+    the last epoch (every trial trains the same number of epochs: one fidelity)."""
+    by_arch = chosen.set_index("arch")
+    rows = []
+    for r in results:
+        key = json.dumps(r.config["arch"], sort_keys=True)
+        if key not in by_arch.index:
+            continue
+        c = by_arch.loc[key]
+        m = r.metrics or {}
+        ok = r.error is None and m.get("status", "ok") == "ok" and m.get("val_accuracy") is not None
+        rows.append({"arch_id": c["arch_id"], "rank": int(c["rank"]), "role": c["role"], "name": c["name"],
+                     "proxy_accuracy": c["proxy_accuracy"], "proxy_epochs": c["proxy_epochs"],
+                     "seed": int(r.config["train"]["seed"]),
+                     "validated_accuracy": float(m["val_accuracy"]) if ok else np.nan,
+                     "epochs": int(m.get("training_iteration", 0) or 0), "train_resolution": resolution,
+                     "status": "ok" if ok else str(m.get("status") or "error")})
+    return pd.DataFrame(rows, columns=COLUMNS).sort_values(["rank", "seed"]).reset_index(drop=True)
+
+
+def validate(run_dir: str | Path, vs: ValidationSettings, cluster: dict[str, float]) -> Path:
+    """Run (or continue) the validation on the Ray instance this process is connected to; write
+    validation.csv and the run's report (which gains "Does the search's ranking hold?"); return the
+    CSV's path."""
+    from .settings import train_resolution
+
+    run, settings, chosen, train = plan(run_dir, vs)
+    run_dir = run.run_dir
+    out = run_dir / VALIDATION
+    out.mkdir(exist_ok=True)
+    (out / PLAN_JSON).write_text(json.dumps(_wanted(vs, chosen), indent=1))
+    tuner = build_tuner(run_dir, settings, chosen, train, vs.seeds, cluster)
+    results = tuner.fit()
+    frame = table(results, chosen, train_resolution(settings))
+    path = out / VALIDATION_CSV
+    tmp = path.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["VALIDATION", "VALIDATION_CSV", "ValidationError", "ValidationSettings", "plan",
+           "select", "table", "validate"]
