@@ -77,23 +77,29 @@ SEARCH = ["-m", "nas.search", "--address", "127.0.0.1:6379", "--budget", "500MFL
           "--train-subset", "192", "--batch-size", "32", "--max-epochs", "1", "--scheduler", "none",
           "--cpus-per-trial", "1"]
 
-# Run inside the namespace (the S3 server and the cluster are reachable only there): the run's tables
-# and best.json read back through RunLocation, and on which node each trial's actor ran (Ray's state
-# API keeps finished actors).
+# Run inside the namespace (the S3 server and the cluster are reachable only there): on which node each
+# trial actor ran (GCS's actor table keeps finished actors; the fixture runs no dashboard for Ray's state
+# API) and, given a run URI, the run's tables and best.json read back through RunLocation.
 INSPECT = """
 import io, json, sys
 import pandas as pd, ray
-from ray.util.state import list_actors
+from ray._private.state import actors
 from nas.orchestration.storage import RunLocation
-loc = RunLocation.from_run_uri(sys.argv[1])
 ray.init(address="127.0.0.1:6379", log_to_driver=False)
 roles = {n["NodeID"]: ("worker" if "worker" in n["Resources"] else "head") for n in ray.nodes()}
-actors = [a for a in list_actors(detail=True, limit=10000) if "ImplicitFunc" in (a.class_name or "")
-          or "train_trial" in (a.class_name or "")]
-trials = pd.read_csv(io.StringIO(loc.read_text("trials.csv")), dtype={"trial_id": str})
-print("RESULT " + json.dumps({"trials": trials.to_dict("records"), "best": json.loads(loc.read_text("best.json")),
-      "files": loc.list(), "nodes": sorted({roles.get(a.node_id, a.node_id) for a in actors})}, default=str))
+out = {"actors": {a: roles.get(info["Address"]["NodeID"], "?") for a, info in actors().items()
+                  if "ImplicitFunc" in info["ActorClassName"]}}
+if len(sys.argv) > 1:
+    loc = RunLocation.from_run_uri(sys.argv[1])
+    out.update(trials=pd.read_csv(io.StringIO(loc.read_text("trials.csv")), dtype={"trial_id": str}).to_dict("records"),
+               best=json.loads(loc.read_text("best.json")), files=loc.list())
+print("RESULT " + json.dumps(out, default=str))
 """
+
+
+def inspect(cluster, *args):
+    seen = cluster.run([sys.executable, "-c", INSPECT, *args], timeout=120)
+    return _result(seen.stdout + seen.stderr, seen.returncode)
 
 
 def test_nas_search_refuses_local_storage_on_two_nodes(ray_cluster, tmp_path):  # noqa: F811
@@ -114,13 +120,14 @@ def test_nas_search_refuses_local_storage_on_two_nodes(ray_cluster, tmp_path):  
 def test_nas_search_runs_trials_on_both_nodes_with_the_run_on_s3(ray_cluster):  # noqa: F811
     name = f"nas-{uuid.uuid4().hex[:6]}"
     uri = ray_cluster.s3.uri("runs")
+    earlier = set(inspect(ray_cluster)["actors"])  # trial actors of other tests on this cluster
     out = ray_cluster.run([sys.executable, *SEARCH, "--trials", "2", "--max-concurrent", "2",
                            "--storage-path", uri, "--name", name], timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run_uri = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("run: "))
-    seen = ray_cluster.run([sys.executable, "-c", INSPECT, run_uri], timeout=120)
-    result = _result(seen.stdout + seen.stderr, seen.returncode)
-    assert result["nodes"] == ["head", "worker"]  # one trial per node: each has 1 CPU, a trial needs 1
+    result = inspect(ray_cluster, run_uri)
+    nodes = sorted(role for actor, role in result["actors"].items() if actor not in earlier)
+    assert nodes == ["head", "worker"]  # one trial per node: each node has 1 CPU, a trial needs 1
     trials = result["trials"]
     assert len(trials) == 2 and {t["outcome"] for t in trials} == {"completed"}
     assert all(t["epochs"] == 1 and t["checkpoint"].startswith("trial_") for t in trials)

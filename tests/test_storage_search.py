@@ -149,3 +149,20 @@ def test_results_table_catches_up_with_what_tune_recorded_before_a_kill(s3_uri):
     assert list(_table(loc, "epochs.csv")["epoch"]) == [1, 2]
     row = _table(loc, "trials.csv").iloc[0]
     assert (row["outcome"], row["epochs"], row["best_val_accuracy"]) == ("completed", 2, 0.2)
+
+
+def test_asha_on_a_bucket_refills_its_rungs_from_the_runs_epochs_csv(s3_uri):  # noqa: F811
+    """The default scheduler with the run on S3: building it must not need a local RUN_DIR, and after a
+    resume (Tuner.restore unpickles it) it reads epochs.csv from the bucket."""
+    import pickle
+
+    from nas.orchestration.tuner import make_scheduler
+
+    settings = SearchSettings(budget_flops=4_000_000_000, max_epochs=9, grace_epochs=1, reduction_factor=3,
+                              storage_path=s3_uri, name="exp")
+    scheduler = make_scheduler(settings)
+    settings.location.write_text("epochs.csv", "trial_id,epoch,val_accuracy\na,1,0.5\na,3,0.7\nb,1,0.4\n")
+    restored = pickle.loads(pickle.dumps(scheduler))
+    restored._prefill_once()
+    rungs = dict(restored._brackets[0]._rungs)
+    assert rungs[1] == {"a": 0.5, "b": 0.4} and rungs[3] == {"a": 0.7}

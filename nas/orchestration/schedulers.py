@@ -19,20 +19,23 @@ Written by hand because no Ray scheduler restores its own state on resume.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 from ray.tune.schedulers import ASHAScheduler
 
 from ..report.schema import EPOCHS_CSV
+from .storage import RunLocation
 
 
 class ResumableASHA(ASHAScheduler):
     """ASHAScheduler (one bracket, time in epochs) whose rungs are refilled from epochs.csv on resume."""
 
-    def __init__(self, run_dir: str | Path, **kwargs) -> None:
+    def __init__(self, run_dir: str | Path | RunLocation, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.run_dir = Path(run_dir)
+        # RUN_DIR on a local path or an object store (storage.RunLocation pickles)
+        self.location = run_dir if isinstance(run_dir, RunLocation) else RunLocation.from_run_uri(str(run_dir))
         self._prefill_pending = False
 
     def __setstate__(self, state: dict) -> None:
@@ -42,14 +45,17 @@ class ResumableASHA(ASHAScheduler):
     def _prefill_once(self) -> None:
         if self._prefill_pending:
             self._prefill_pending = False
-            self.prefill(self.run_dir / EPOCHS_CSV)
+            try:
+                text = self.location.read_text(EPOCHS_CSV)
+            except FileNotFoundError:
+                return
+            self.prefill(io.StringIO(text))
 
-    def prefill(self, epochs_csv: str | Path) -> int:
+    def prefill(self, epochs_csv: str | Path | io.StringIO) -> int:
         """Record every trial's accuracy at each rung milestone it reached; returns how many entries."""
-        path = Path(epochs_csv)
-        if not path.is_file():
+        if isinstance(epochs_csv, str | Path) and not Path(epochs_csv).is_file():
             return 0
-        epochs = pd.read_csv(path, dtype={"trial_id": str}).dropna(subset=[self._metric])
+        epochs = pd.read_csv(epochs_csv, dtype={"trial_id": str}).dropna(subset=[self._metric])
         # The accuracy a trial reported at epoch e, as Tune's time attribute (training_iteration) counts
         # them: one report per epoch.
         at = {(row.trial_id, int(row.epoch)): float(getattr(row, self._metric)) for row in epochs.itertuples()}

@@ -72,7 +72,7 @@ def make_scheduler(settings: SearchSettings):
 
     if scheduler_of(settings) == "none":
         return FIFOScheduler()
-    return ResumableASHA(settings.run_dir, time_attr="training_iteration", metric="val_accuracy", mode="max",
+    return ResumableASHA(settings.location, time_attr="training_iteration", metric="val_accuracy", mode="max",
                          max_t=settings.max_epochs, grace_period=settings.grace_epochs,
                          reduction_factor=settings.reduction_factor)
 
