@@ -194,8 +194,9 @@ def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_pa
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url + "/api/version", timeout=10)
         assert refused.value.code == 401
-        token = Path(next(line for line in log.read_text().splitlines() if "auth_token" in line)
-                     .split("token is in ")[1].split(";")[0]).read_text().strip()
+        # the dashboard line names the token file: "... (its token: `ray get-auth-token`, or the file PATH)"
+        token = Path(next(line for line in log.read_text().splitlines() if line.startswith("Ray dashboard:"))
+                     .split("or the file ")[1].rstrip(")")).expanduser().read_text().strip()
         request = urllib.request.Request(url + "/api/version", headers={"Authorization": f"Bearer {token}"})
         assert json.loads(urllib.request.urlopen(request, timeout=10).read())["ray_version"]
     finally:
