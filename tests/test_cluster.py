@@ -131,4 +131,4 @@ def test_nas_search_runs_trials_on_both_nodes_with_the_run_on_s3(ray_cluster):  
     best = max(trials, key=lambda t: t["best_val_accuracy"])
     assert result["best"] == json.loads(best["arch"])
     for f in ("search.json", "trials.csv", "epochs.csv", "best.json", "report.html", "trials.parquet"):
-        assert f in result["files"], f
+        assert f in result["files"], (f, out.stdout[-3000:], out.stderr[-2000:])

@@ -14,6 +14,7 @@ title says its epoch and n, and medians carry percentile-bootstrap intervals.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
@@ -582,10 +583,10 @@ def importance(run: RunData, which: str = "common") -> Section:
 def ranking_holds(run: RunData) -> Section:
     """Proxy (search) vs validated accuracy per architecture, from nas.validate's validation.csv."""
     key, title = "validation", "Does the search's ranking hold?"
-    path = run.run_dir / VALIDATION / VALIDATION_CSV
-    if not path.is_file():
+    rel = f"{VALIDATION}/{VALIDATION_CSV}"  # through the run's location: local, shared or s3://
+    if not run.location.is_file(rel):
         return Section(key, title, skip=True)
-    v = pd.read_csv(path, dtype={"arch_id": str})
+    v = pd.read_csv(io.StringIO(run.location.read_text(rel)), dtype={"arch_id": str})
     if v.empty:
         return _empty(key, title, f"{VALIDATION}/{VALIDATION_CSV} has no rows yet.")
     proxy = v.drop_duplicates("arch_id").set_index("arch_id")["proxy_accuracy"]
