@@ -37,7 +37,7 @@ from .cli import (
 )
 from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
 from .orchestration.data import absolute_data_env
-from .orchestration.settings import resolve_data_paths, train_resolution
+from .orchestration.settings import DEFAULT_KEEP_CHECKPOINTS, resolve_data_paths, train_resolution
 from .orchestration.tracking import dashboard_line
 from .report.schema import TRIALS_CSV
 
@@ -99,6 +99,9 @@ def build_parser() -> Parser:
     s.add_argument("--time-budget", type=wrap(parse_duration), help="stop after 30m, 2h, ...")
     s.add_argument("--max-concurrent", type=positive_int)
     s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--keep-checkpoints", type=non_negative_int, default=DEFAULT_KEEP_CHECKPOINTS, metavar="K",
+                   help="keep the checkpoints of the best K finished trials (for nas.export's weights; default "
+                   f"{DEFAULT_KEEP_CHECKPOINTS}); running and paused trials always keep theirs")
     s.add_argument("--full", action="store_true", help="no CPU scale-down: " + FULL_FLAGS)
     s.add_argument("--compile", action="store_true",
                    help="torch.compile each trial's model (pays off on long GPU trials; on the CPU preset "
@@ -147,7 +150,7 @@ def settings_from_args(args) -> SearchSettings:
         seed=args.seed, batch_size=args.batch_size, lr=args.lr, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures,
         storage_path=args.storage_path, name=name, compile=args.compile, optuna_storage=args.optuna_storage,
-        log=args.log,
+        log=args.log, keep_checkpoints=args.keep_checkpoints,
     )
 
 

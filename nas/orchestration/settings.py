@@ -33,6 +33,7 @@ from ..report.schema import SEARCH_JSON
 from .storage import RunLocation, StorageError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
+DEFAULT_KEEP_CHECKPOINTS = 3  # nas.export's default --top is 5; its best 3 keep their weights
 SCHEDULERS = ("asha", "none")
 OBJECTIVES = ("accuracy", "accuracy,flops")
 
@@ -86,6 +87,8 @@ class SearchSettings:
     # and extra trackers, e.g. ["mlflow"] or ["mlflow=sqlite:///m.db"].
     optuna_storage: str | None = None
     log: list[str] = field(default_factory=list)
+    # Checkpoints kept for finished trials: the best K (nas.orchestration.checkpoints); unfinished keep theirs.
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @cached_property
     def location(self) -> RunLocation:
