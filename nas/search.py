@@ -68,7 +68,11 @@ def build_parser() -> Parser:
     p.add_argument("--budget", type=wrap(parse_flops), help="FLOPs budget, e.g. 4GFLOPs, 400MFLOPs, 4e9")
     p.add_argument("--tolerance", type=tolerance, default=0.1,
                    help="feasible FLOPs lie in [(1 - tolerance) * budget, budget] (default 0.1)")
-    p.add_argument("--space", type=choice(tuple(SPACES)), default="resnext-imagenet")
+    p.add_argument("--space", type=choice(tuple(SPACES)), default=None, help="a built-in space (default "
+                   "resnext-imagenet): " + ", ".join(SPACES))
+    p.add_argument("--space-file", metavar="SPACE.json", help="a search space of your own: cardinalities, width "
+                   "and depth ranges per stage, stem, base widths and the budget's resolution (format: the "
+                   "built-in spaces' files in search_spaces/space_files/)")
     p.add_argument("--free", action="store_true", help="each stage picks its own C and d (default: shared)")
     p.add_argument("--resolution", type=positive_int, help="resolution the budget is measured at "
                    "(default: the space's, 224 or 32)")
@@ -138,8 +142,12 @@ def settings_from_args(args) -> SearchSettings:
     name = args.name or time.strftime(f"search-{format_flops(args.budget).replace(' ', '')}-%Y%m%d-%H%M%S")
     if "/" in name or name in (".", ".."):
         raise UsageError(f"--name: must be a plain directory name, got {name!r}")
+    if args.space and args.space_file:
+        raise UsageError("--space-file: give --space or --space-file, not both")
     return SearchSettings(
-        budget_flops=args.budget, tolerance=args.tolerance, space=args.space, free=args.free,
+        budget_flops=args.budget, tolerance=args.tolerance, space=args.space or "resnext-imagenet", free=args.free,
+        # absolute: search.json keeps it for --resume, which may run elsewhere
+        space_file=os.path.abspath(args.space_file) if args.space_file else None,
         budget_resolution=args.resolution, dataset=args.dataset, data_dir=args.data_dir,
         train_subset=args.train_subset, val_size=args.val_size, train_resolution=args.train_resolution,
         sampler=args.sampler,
