@@ -1,12 +1,18 @@
-"""`python -m nas.export RUN_DIR [--top K] [--out DIR]`: the search's best architectures, ready to reuse.
+"""`python -m nas.export RUN_DIR [--top K] [--out DIR] [--format F]`: the best architectures, ready to reuse.
 
 Layout of OUT (default RUN_DIR/export):
 
     OUT/index.json                  the ranking: one entry per exported architecture, with its files
     OUT/rank01_<trial_id>/arch.json the architecture, plain resnext-arch/1 (nas.load_architecture reads it)
     OUT/rank01_<trial_id>/metrics.json  what the search measured for it, and where it came from
-    OUT/rank01_<trial_id>/weights.pt    the best trial's trained weights (a state_dict), when it has a
-                                        checkpoint: model.load_state_dict(torch.load(p, weights_only=True))
+    OUT/rank01_<trial_id>/weights.safetensors  the trial's trained weights, for every rank whose trial
+                                        kept a checkpoint, with trained_arch.json in the file's metadata:
+                                        nas.report.deploy.load_model(p) (weights.pt, a torch state_dict,
+                                        without the `export` extra: pip install 'resnext-nas[export]')
+    OUT/rank01_<trial_id>/model.onnx    --format onnx: the model, checked against PyTorch on random
+                                        inputs with onnxruntime (max abs difference in metrics.json)
+    OUT/rank01_<trial_id>/model.torchscript.pt  --format torchscript: the traced model, checked the same
+                                        way after torch.jit.load
     OUT/rank01_<trial_id>/trained_arch.json  the architecture those weights fit: arch.json with the
                                         stem's input channels and the classifier of the dataset it
                                         trained on (arch.json keeps the space's nominal ends, which
@@ -24,9 +30,11 @@ import sys
 
 from .api import callable_command
 from .cli import Parser, positive_int, run_main, setting_errors
+from .report.deploy import FORMATS
 from .report.export import DEFAULT_TOP, export_run
 
-FLAGS = {"run_dir": None, "top": "--top", "out": "--out"}  # RunDataError.setting -> this command's names
+# RunDataError.setting -> this command's names
+FLAGS = {"run_dir": None, "top": "--top", "out": "--out", "format": "--format"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,15 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=positive_int, default=DEFAULT_TOP,
                         help=f"how many architectures to export (default {DEFAULT_TOP})")
     parser.add_argument("--out", default=None, help="where to write them, a path or a URI (default RUN_DIR/export)")
+    parser.add_argument("--format", action="append", default=[], metavar=",".join(FORMATS),
+                        help="also write each exported model as ONNX and/or TorchScript, checked against "
+                        "PyTorch on random inputs (a difference beyond the tolerance is an error)")
     args = parser.parse_args(argv)
+    formats = [f.strip() for text in args.format for f in text.split(",")]
     with setting_errors(FLAGS):
-        exported = export_run(args.run_dir, args.top, args.out)
+        exported = export_run(args.run_dir, args.top, args.out, formats)
     for entry, path in zip(exported.entries, exported.paths, strict=True):
         metrics = entry["metrics_data"]
         acc = metrics.get("accuracy")
         acc_text = f"{acc * 100:.2f}%" if isinstance(acc, int | float) else "n/a"
         weights = f", weights {exported.out}/{entry['weights']}" if entry.get("weights") else ""
         print(f"#{metrics['rank']} {metrics['name']} ({metrics['outcome']}, {acc_text}): {path}{weights}")
+        for fmt, check in metrics.get("models", {}).items():
+            print(f"    {fmt}: {check['file']} checked with {check['check']}: max abs difference "
+                  f"{check['max_abs_diff']:.2g} (allowed {check['tolerance']:.2g}), exported in "
+                  f"{check['export_seconds']:.1f} s")
+    if formats and not any(e["metrics_data"].get("models") for e in exported.entries):
+        print("note: no exported trial kept a checkpoint, so no model file was written", file=sys.stderr)
     best = exported.entries[0]["metrics_data"]
     if not best.get("weights"):
         print(f"note: no weights exported for the best trial ({best.get('weights_note')})", file=sys.stderr)

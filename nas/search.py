@@ -38,7 +38,7 @@ from .cli import (
 )
 from .orchestration import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchConfigError, SearchSettings
 from .orchestration.data import absolute_data_env
-from .orchestration.settings import resolve_data_paths, train_resolution
+from .orchestration.settings import DEFAULT_KEEP_CHECKPOINTS, resolve_data_paths, train_resolution
 from .orchestration.tracking import dashboard_line
 from .report.schema import TRIALS_CSV
 
@@ -69,7 +69,11 @@ def build_parser() -> Parser:
     p.add_argument("--budget", type=wrap(parse_flops), help="FLOPs budget, e.g. 4GFLOPs, 400MFLOPs, 4e9")
     p.add_argument("--tolerance", type=tolerance, default=0.1,
                    help="feasible FLOPs lie in [(1 - tolerance) * budget, budget] (default 0.1)")
-    p.add_argument("--space", type=choice(tuple(SPACES)), default="resnext-imagenet")
+    p.add_argument("--space", type=choice(tuple(SPACES)), default=None, help="a built-in space (default "
+                   "resnext-imagenet): " + ", ".join(SPACES))
+    p.add_argument("--space-file", metavar="SPACE.json", help="a search space of your own: cardinalities, width "
+                   "and depth ranges per stage, stem, base widths and the budget's resolution (format: the "
+                   "built-in spaces' files in search_spaces/space_files/)")
     p.add_argument("--free", action="store_true", help="each stage picks its own C and d (default: shared)")
     p.add_argument("--resolution", type=positive_int, help="resolution the budget is measured at "
                    "(default: the space's, 224 or 32)")
@@ -100,6 +104,9 @@ def build_parser() -> Parser:
     s.add_argument("--time-budget", type=wrap(parse_duration), help="stop after 30m, 2h, ...")
     s.add_argument("--max-concurrent", type=positive_int)
     s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--keep-checkpoints", type=non_negative_int, default=DEFAULT_KEEP_CHECKPOINTS, metavar="K",
+                   help="keep the checkpoints of the best K finished trials (for nas.export's weights; default "
+                   f"{DEFAULT_KEEP_CHECKPOINTS}); running and paused trials always keep theirs")
     s.add_argument("--full", action="store_true", help="no CPU scale-down: " + FULL_FLAGS)
     s.add_argument("--compile", action="store_true",
                    help="torch.compile each trial's model (pays off on long GPU trials; on the CPU preset "
@@ -136,8 +143,12 @@ def settings_from_args(args) -> SearchSettings:
     name = args.name or time.strftime(f"search-{format_flops(args.budget).replace(' ', '')}-%Y%m%d-%H%M%S")
     if "/" in name or name in (".", ".."):
         raise UsageError(f"--name: must be a plain directory name, got {name!r}")
+    if args.space and args.space_file:
+        raise UsageError("--space-file: give --space or --space-file, not both")
     return SearchSettings(
-        budget_flops=args.budget, tolerance=args.tolerance, space=args.space, free=args.free,
+        budget_flops=args.budget, tolerance=args.tolerance, space=args.space or "resnext-imagenet", free=args.free,
+        # absolute: search.json keeps it for --resume, which may run elsewhere
+        space_file=os.path.abspath(args.space_file) if args.space_file else None,
         budget_resolution=args.resolution, dataset=args.dataset, data_dir=args.data_dir,
         train_subset=args.train_subset, val_size=args.val_size, train_resolution=args.train_resolution,
         sampler=args.sampler,
@@ -148,7 +159,7 @@ def settings_from_args(args) -> SearchSettings:
         seed=args.seed, batch_size=args.batch_size, lr=args.lr, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures,
         storage_path=args.storage_path, name=name, compile=args.compile, optuna_storage=args.optuna_storage,
-        log=args.log,
+        log=args.log, keep_checkpoints=args.keep_checkpoints,
     )
 
 

@@ -18,7 +18,7 @@ from .architecture import (
 from .budget import Budget, format_flops, parse_flops
 from .complexity import Complexity, complexity
 from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
-from .spaces import SPACES, SearchSpace, get_space
+from .spaces import SPACES, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
 
 
 def build_model(arch: Architecture):
@@ -30,7 +30,8 @@ def build_model(arch: Architecture):
 
 __all__ = [
     "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity",
-    "FeasibleSampler", "MatchedPoint", "SearchSpace", "Stage", "build_model", "capacity_matched", "complexity",
-    "flops_range", "format_flops", "get_space", "load_architecture", "parse_flops", "propose_many",
-    "save_architecture", "template", "with_io",
+    "FeasibleSampler", "MatchedPoint", "SearchSpace", "SpaceFileError", "Stage", "build_model", "capacity_matched",
+    "complexity",
+    "flops_range", "format_flops", "get_space", "load_architecture", "load_space", "parse_flops", "propose_many",
+    "save_architecture", "space_to_dict", "template", "with_io",
 ]

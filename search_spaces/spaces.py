@@ -9,13 +9,27 @@ d = 1-2, because the 1x1 convolutions into and out of 256..2048 channels alone t
 With `shared=True` (the paper's rule) one cardinality C and one bottleneck width d
 hold for every stage and only the depths vary per stage; with `shared=False` each stage picks its
 own C and d as well.
+
+A space is a JSON file (`load_space`, format resnext-space/1; `nas.search --space-file SPACE.json`); the
+built-in spaces are such files, shipped in search_spaces/space_files/ and read by the same code. Every
+field is checked with a one-line error naming the file and the field (`SPACE.json: depth_ranges[2]: ...`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
-from .architecture import Architecture, Stage
+from .architecture import STEMS, Architecture, Stage
+
+SPACE_FORMAT = "resnext-space/1"
+SPACE_FILES = Path(__file__).with_name("space_files")
+# The sampler tabulates every combination of per-stage depths (sampling.py): resnext-imagenet has 8,640;
+# a space far beyond that is more likely a typo than a wish, and would take minutes and gigabytes.
+MAX_DEPTH_COMBINATIONS = 200_000
+MAX_WIDTH = 1024  # bottleneck width d, cardinality C and base widths: far beyond any ResNeXt
 
 
 @dataclass(frozen=True)
@@ -81,18 +95,135 @@ class SearchSpace:
         )
 
 
-SPACES: dict[str, SearchSpace] = {
-    # ResNeXt-50/101 family: ImageNet stem, 4 stages, budgets measured at 224x224.
-    "resnext-imagenet": SearchSpace(
-        name="resnext-imagenet", stem="imagenet", resolution=224,
-        depth_ranges=((1, 6), (1, 8), (1, 30), (1, 6)), default_depths=(3, 4, 6, 3),
-    ),
-    # The paper's CIFAR ResNeXt-29 family: 3x3 stem, 3 stages, budgets measured at 32x32.
-    "resnext-cifar": SearchSpace(
-        name="resnext-cifar", stem="cifar", resolution=32,
-        depth_ranges=((1, 9), (1, 9), (1, 9)), default_depths=(3, 3, 3), num_classes=10,
-    ),
-}
+class SpaceFileError(ValueError):
+    """A space file that cannot be used; the message is `FILE: FIELD: why`."""
+
+
+_REQUIRED = ("stem", "resolution", "depth_ranges", "cardinalities", "width_range", "base_widths")
+_OPTIONAL = ("format", "name", "description", "default_depths", "base_out", "in_channels", "num_classes", "shared")
+
+
+def _int(value: Any, where: str, lo: int = 1, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpaceFileError(f"{where}: expected an integer, got {json.dumps(value)}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise SpaceFileError(f"{where}: expected an integer {bound}, got {value}")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list) or not value:
+        raise SpaceFileError(f"{where}: expected a non-empty list, got {json.dumps(value)}")
+    return value
+
+
+def _range(value: Any, where: str, hi: int) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise SpaceFileError(f"{where}: expected [min, max], got {json.dumps(value)}")
+    lo_, hi_ = (_int(v, where, 1, hi) for v in value)
+    if lo_ > hi_:
+        raise SpaceFileError(f"{where}: min {lo_} exceeds max {hi_}")
+    return lo_, hi_
+
+
+def space_from_dict(data: Any, source: str) -> SearchSpace:
+    """A SearchSpace from a resnext-space/1 dict; SpaceFileError `SOURCE: FIELD: why` for anything wrong."""
+    def where(field: str) -> str:
+        return f"{source}: {field}"
+
+    try:
+        return _space_from_dict(data, source, where)
+    except SpaceFileError as exc:
+        raise SpaceFileError(str(exc) if str(exc).startswith(f"{source}: ") else f"{source}: {exc}") from None
+
+
+def _space_from_dict(data: Any, source: str, where) -> SearchSpace:
+    if not isinstance(data, dict):
+        raise SpaceFileError(f"expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise SpaceFileError(f"{unknown[0]}: unknown field; accepted: {', '.join(_REQUIRED + _OPTIONAL)}")
+    missing = [f for f in _REQUIRED if f not in data]
+    if missing:
+        raise SpaceFileError(f"{missing[0]}: required field missing")
+    if data.get("format", SPACE_FORMAT) != SPACE_FORMAT:
+        raise SpaceFileError(f"format: expected {SPACE_FORMAT!r}, got {json.dumps(data['format'])}")
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name.strip():
+        raise SpaceFileError(f"name: expected a non-empty string, got {json.dumps(name)}")
+    if data["stem"] not in STEMS:
+        raise SpaceFileError(f"stem: expected one of {', '.join(STEMS)}, got {json.dumps(data['stem'])}")
+    resolution = _int(data["resolution"], "resolution", 1, 4096)
+    depth_ranges = tuple(_range(r, f"depth_ranges[{i}]", 1000)
+                         for i, r in enumerate(_list(data["depth_ranges"], "depth_ranges")))
+    if len(depth_ranges) > 8:
+        raise SpaceFileError(f"depth_ranges: at most 8 stages (each halves the maps), got {len(depth_ranges)}")
+    combos = 1
+    for lo, hi in depth_ranges:
+        combos *= hi - lo + 1
+    if combos > MAX_DEPTH_COMBINATIONS:
+        raise SpaceFileError(f"depth_ranges: {combos:,} depth combinations; at most {MAX_DEPTH_COMBINATIONS:,} "
+                             "(the sampler tabulates each one)")
+    if "default_depths" in data:
+        defaults = _list(data["default_depths"], "default_depths")
+        if len(defaults) != len(depth_ranges):
+            raise SpaceFileError(f"default_depths: expected one depth per stage ({len(depth_ranges)}), "
+                                 f"got {len(defaults)}")
+        for i, (d, (lo, hi)) in enumerate(zip(defaults, depth_ranges, strict=True)):
+            _int(d, f"default_depths[{i}]", lo, hi)
+        default_depths = tuple(defaults)
+    else:  # the grid sweep's fixed depths: 3 per stage (the templates' typical count) within each range
+        default_depths = tuple(min(hi, max(lo, 3)) for lo, hi in depth_ranges)
+    cards = [_int(c, f"cardinalities[{i}]", 1, MAX_WIDTH)
+             for i, c in enumerate(_list(data["cardinalities"], "cardinalities"))]
+    if len(set(cards)) != len(cards):
+        raise SpaceFileError(f"cardinalities: values must be distinct, got {cards}")
+    width_range = _range(data["width_range"], "width_range", MAX_WIDTH)
+    widths = [_int(w, f"base_widths[{i}]", 1, 16 * MAX_WIDTH)
+              for i, w in enumerate(_list(data["base_widths"], "base_widths"))]
+    if widths != sorted(set(widths)):
+        raise SpaceFileError(f"base_widths: expected increasing values, got {widths}")
+    shared = data.get("shared", True)
+    if not isinstance(shared, bool):
+        raise SpaceFileError(f"shared: expected true or false, got {json.dumps(shared)}")
+    return SearchSpace(
+        name=name, stem=data["stem"], resolution=resolution, depth_ranges=depth_ranges,
+        default_depths=default_depths, cardinalities=tuple(sorted(cards)), width_range=width_range, shared=shared,
+        base_out=_int(data.get("base_out", 256), "base_out", 1, 16 * MAX_WIDTH), base_widths=tuple(widths),
+        in_channels=_int(data.get("in_channels", 3), "in_channels", 1, 1024),
+        num_classes=_int(data.get("num_classes", 1000), "num_classes", 1, 1_000_000),
+    )
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """The search space a resnext-space/1 JSON file defines (see search_spaces/space_files/*.json)."""
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceFileError(f"{shown}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpaceFileError(f"{shown}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SpaceFileError(f"{shown}: not JSON ({exc})") from None
+    return space_from_dict(data, shown)
+
+
+def space_to_dict(space: SearchSpace) -> dict[str, Any]:
+    """The space as a resnext-space/1 dict (what load_space reads back)."""
+    return {"format": SPACE_FORMAT, "name": space.name, "stem": space.stem, "resolution": space.resolution,
+            "depth_ranges": [list(r) for r in space.depth_ranges], "default_depths": list(space.default_depths),
+            "cardinalities": list(space.cardinalities), "width_range": list(space.width_range),
+            "base_widths": list(space.base_widths), "base_out": space.base_out, "in_channels": space.in_channels,
+            "num_classes": space.num_classes, "shared": space.shared}
+
+
+# The built-in spaces: the JSON files shipped with the package, loaded by the code users' files go through.
+SPACES: dict[str, SearchSpace] = {name: load_space(SPACE_FILES / f"{name}.json")
+                                   for name in ("resnext-imagenet", "resnext-cifar")}
 
 
 def get_space(name: str, *, shared: bool = True) -> SearchSpace:

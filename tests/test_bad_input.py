@@ -336,7 +336,54 @@ ARCH_CASES = [
     for cmd, argv in (("inspect", ("{bad}",)), ("train", ("{bad}", "--dataset", "synthetic", "--out", "{tmp}/out")))
 ]
 
-CASES = SEARCH_CASES + TRAIN_CASES + INSPECT_CASES + RUN_CASES + ARCH_CASES
+# --space-file: the cifar space's file with one field broken at a time ({bad} holds the case's text).
+GOOD_SPACE = json.loads((ROOT / "search_spaces" / "space_files" / "resnext-cifar.json").read_text())
+
+
+def _space(name: str, expect: tuple[str, ...], text: str | None = None, **change):
+    data = {k: v for k, v in {**GOOD_SPACE, **change}.items() if v is not None}
+    return case("search", "--budget", "100MFLOPs", "--space-file", "{bad}", "--storage-path", "{runs}",
+                expect=("--space-file", *expect), arch_text=json.dumps(data) if text is None else text,
+                case_id=f"search --space-file: {name}")
+
+
+SPACE_CASES = [
+    _space("not JSON", ("not JSON",), text="{"),
+    _space("a list", ("expected a JSON object",), text="[]"),
+    _space("unknown field", ("depth_range", "unknown field", "accepted"), depth_range=[[1, 2]]),
+    _space("missing field", ("cardinalities", "required field missing"), cardinalities=None),
+    _space("format", ("format", "resnext-space/1"), format="resnext-space/2"),
+    _space("stem", ("stem", "imagenet, cifar"), stem="mobile"),
+    _space("resolution 0", ("resolution", "integer in [1, 4096]"), resolution=0),
+    _space("resolution text", ("resolution", "expected an integer", '"32"'), resolution="32"),
+    _space("depth range reversed", ("depth_ranges[2]", "min 3 exceeds max 1"), depth_ranges=[[1, 2], [1, 2], [3, 1]]),
+    _space("depth range shape", ("depth_ranges[1]", "[min, max]"), depth_ranges=[[1, 2], [1], [1, 2]]),
+    _space("depth 0", ("depth_ranges[0]", "integer in [1, 1000]"), depth_ranges=[[0, 2], [1, 2], [1, 2]]),
+    _space("no stages", ("depth_ranges", "non-empty list"), depth_ranges=[]),
+    _space("too many depths", ("depth_ranges", "depth combinations"), depth_ranges=[[1, 100]] * 3,
+           default_depths=None),
+    _space("default depths count", ("default_depths", "one depth per stage (3)"), default_depths=[3, 3]),
+    _space("default depth outside", ("default_depths[1]", "in [1, 9]"), default_depths=[3, 10, 3]),
+    _space("cardinality 0", ("cardinalities[1]", "integer in [1, 1024]"), cardinalities=[1, 0]),
+    _space("cardinality bool", ("cardinalities[0]", "expected an integer", "true"), cardinalities=[True]),
+    _space("cardinalities repeated", ("cardinalities", "distinct"), cardinalities=[2, 2]),
+    _space("width range", ("width_range", "min 8 exceeds max 4"), width_range=[8, 4]),
+    _space("base widths order", ("base_widths", "increasing"), base_widths=[128, 64]),
+    _space("shared", ("shared", "true or false"), shared="yes"),
+    case("search", "--budget", "100MFLOPs", "--space-file", "{missing}", "--storage-path", "{runs}",
+         expect=("--space-file", "no such file")),
+    case("search", "--budget", "100MFLOPs", "--space-file", "{empty}", "--storage-path", "{runs}",
+         expect=("--space-file", "unreadable")),
+    case("search", "--budget", "100MFLOPs", "--space", "resnext-cifar", "--space-file", "{arch}",
+         "--storage-path", "{runs}", expect=("--space-file", "not both")),
+    # a valid space file whose budget is out of reach: refused with the space's reachable range
+    case("search", "--budget", "1e15", "--space-file", "{bad}", "--storage-path", "{runs}",
+         expect=("--budget", "cannot be met"), arch_text=json.dumps(GOOD_SPACE),
+         case_id="search --space-file: budget out of reach"),
+    case("export", "{run}", "--format", "tflite", expect=("--format", "unknown format 'tflite'", "onnx")),
+]
+
+CASES = SEARCH_CASES + TRAIN_CASES + INSPECT_CASES + RUN_CASES + ARCH_CASES + SPACE_CASES
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import nas
 from nas.cli import run_main
 from nas.export import main
 from nas.report import export_top
+from nas.report.deploy import load_weights
 from search_spaces import build_model, load_architecture
 from tests.fake_run import write_fake_run
 
@@ -45,17 +46,20 @@ def test_export_round_trip(cifar_run):
         assert metrics["accuracy"] == pytest.approx(rows.at[tid, "best_val_accuracy"])
         assert metrics["flops"] == rows.at[tid, "flops"] and metrics["params"] == rows.at[tid, "params"]
     # the best trial's weights: extracted from checkpoint.pt, they fit the built model exactly
-    weights = paths[0].parent / "weights.pt"
-    state = torch.load(weights, weights_only=True)
+    weights = paths[0].parent / "weights.safetensors"
+    trained, state = load_weights(weights)  # the architecture travels in the file's metadata
+    assert trained == load_architecture(paths[0].parent / "trained_arch.json")
     model = build_model(load_architecture(paths[0]))
     model.load_state_dict(state, strict=True)
     ckpt = torch.load(run_dir / rows.at[expected[0], "checkpoint"] / "checkpoint.pt", weights_only=True)
     for key, tensor in ckpt["model"].items():
         assert torch.equal(model.state_dict()[key], tensor)
-    assert not (paths[1].parent / "weights.pt").exists()  # only the best trial's weights
+    # every exported rank whose trial kept a checkpoint (2 here) has its weights; the third has none
+    assert (paths[1].parent / "weights.safetensors").is_file()
+    assert not list(paths[2].parent.glob("weights.*"))
     index = json.loads((out / "index.json").read_text())
     assert [a["trial_id"] for a in index["architectures"]] == expected
-    assert index["architectures"][0]["weights"] == f"{paths[0].parent.name}/weights.pt"
+    assert index["architectures"][0]["weights"] == f"{paths[0].parent.name}/weights.safetensors"
     assert all((out / a["arch"]).is_file() for a in index["architectures"])
 
 
@@ -79,8 +83,8 @@ def test_absolute_checkpoint_and_wrapped_state_dict(tmp_path):
     ckpt["model"] = {f"module.{k}": v for k, v in ckpt["model"].items()}  # saved from a DDP wrapper
     torch.save(ckpt, ckpt_dir / "checkpoint.pt")
     best = export_top(run_dir, top=1)[0]
-    build_model(load_architecture(best)).load_state_dict(torch.load(best.parent / "weights.pt",
-                                                                    weights_only=True), strict=True)
+    build_model(load_architecture(best)).load_state_dict(load_weights(best.parent / "weights.safetensors")[1],
+                                                         strict=True)
 
 
 def test_no_checkpoint_or_a_bad_one_still_exports(tmp_path):

@@ -63,9 +63,9 @@ def test_end_to_end_search_with_asha(tmp_path):
     assert load_architecture(first / "arch.json") == best
     trained = load_architecture(first / "trained_arch.json")
     assert trained.stages == best.stages and trained.num_classes == 10
-    import torch
+    from nas.report.deploy import load_weights
 
-    build_model(trained).load_state_dict(torch.load(first / "weights.pt", weights_only=True), strict=True)
+    build_model(trained).load_state_dict(load_weights(first / "weights.safetensors")[1], strict=True)
     # what the user saw: the dashboard URL, the token's place, the summary table
     assert "Ray dashboard: http://127.0.0.1:" in out.stdout and "auth_token" in out.stdout
     assert "Best: " in out.stdout and "trials.csv" in out.stdout

@@ -97,14 +97,13 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     first = index["architectures"][0]
     assert first["trial_id"] == best_row["trial_id"] and first["weights"]
     assert json.loads(loc.read_text(f"export/{first['arch']}")) == json.loads(best_row["arch"])
-    import torch
-
+    from nas.report.deploy import load_weights
     from search_spaces import Architecture, build_model
 
-    weights = loc.download(f"export/{first['weights']}", tmp_path / "weights.pt")
+    weights = loc.download(f"export/{first['weights']}", tmp_path / "weights.safetensors")
     trained = Architecture.from_dict(json.loads(loc.read_text(f"export/{first['arch'].rsplit('/', 1)[0]}"
                                                               "/trained_arch.json")))
-    build_model(trained).load_state_dict(torch.load(weights, weights_only=True), strict=True)
+    build_model(trained).load_state_dict(load_weights(weights)[1], strict=True)
 
     # nas.train takes best.json's URI
     trained_out = tmp_path / "train"

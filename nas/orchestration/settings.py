@@ -23,9 +23,12 @@ from search_spaces import (
     FeasibleSampler,
     MatchedPoint,
     SearchSpace,
+    SpaceFileError,
     capacity_matched,
     get_space,
+    load_space,
     propose_many,
+    space_to_dict,
 )
 
 from ..errors import SettingError
@@ -33,6 +36,7 @@ from ..report.schema import SEARCH_JSON
 from .storage import RunLocation, StorageError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
+DEFAULT_KEEP_CHECKPOINTS = 3  # nas.export's default --top is 5; its best 3 keep their weights
 SCHEDULERS = ("asha", "none")
 OBJECTIVES = ("accuracy", "accuracy,flops")
 
@@ -53,6 +57,7 @@ class SearchSettings:
     budget_flops: int
     tolerance: float = 0.1
     space: str = "resnext-imagenet"
+    space_file: str | None = None  # a resnext-space/1 JSON file (search_spaces.load_space); replaces `space`
     free: bool = False
     budget_resolution: int | None = None
     dataset: str = "fashion-mnist"
@@ -86,6 +91,8 @@ class SearchSettings:
     # and extra trackers, e.g. ["mlflow"] or ["mlflow=sqlite:///m.db"].
     optuna_storage: str | None = None
     log: list[str] = field(default_factory=list)
+    # Checkpoints kept for finished trials: the best K (nas.orchestration.checkpoints); unfinished keep theirs.
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @cached_property
     def location(self) -> RunLocation:
@@ -152,7 +159,14 @@ def resolve_space(settings: SearchSettings) -> SearchSpace:
     # Architectures keep the template's nominal ends (3 channels; 1000 classes for ImageNet, 10 for
     # CIFAR), so a budget means what it means in the paper (ResNet-50 = 4.09 GFLOPs at 224); each trial
     # adapts the stem's input channels and the classifier to its dataset (trials.loop).
-    space = get_space(settings.space, shared=not settings.free)
+    if settings.space_file:
+        try:
+            space = load_space(settings.space_file)
+        except SpaceFileError as exc:
+            raise SearchConfigError("space_file", "{error}", error=str(exc)) from None
+        space = replace(space, shared=False, name=f"{space.name}-free") if settings.free else space
+    else:
+        space = get_space(settings.space, shared=not settings.free)
     dataset_shape(settings.dataset, settings.data_dir)  # a bad --dataset fails here, before Ray starts
     if settings.budget_resolution:
         space = space.with_resolution(settings.budget_resolution)
@@ -336,7 +350,9 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
     import torch
 
     info = {
-        "budget_flops": budget.flops, "tolerance": budget.tolerance, "space": settings.space,
+        "budget_flops": budget.flops, "tolerance": budget.tolerance,
+        "space": space.name.removesuffix("-free") if settings.space_file else settings.space,
+        "space_definition": space_to_dict(space),  # the space as searched, whichever file it came from
         "free": settings.free, "budget_resolution": space.resolution,
         "train_resolution": train_resolution(settings),
         "dataset": settings.dataset, "objective": settings.objective, "sampler": settings.sampler,

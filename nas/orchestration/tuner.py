@@ -87,6 +87,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from trials import train_trial
 
     from .callbacks import ProgressTable, ResultsTable
+    from .checkpoints import KeepBestCheckpoints
     from .data import accepts_data, shipped_dataset
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
@@ -106,7 +107,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     trainable = tune.with_resources(trainable, trial_resources(settings, cluster, train_resolution(settings)))
     table = ResultsTable(loc, space.resolution, settings.max_epochs)
     callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s),
-                 whole_gpu_retry(), LiveReport(loc)]
+                 whole_gpu_retry(), LiveReport(loc),
+                 KeepBestCheckpoints(settings.keep_checkpoints)]  # after ResultsTable has recorded the trial
     if resume:
         from ray.tune import Tuner
 
@@ -241,6 +243,14 @@ def finish(settings: SearchSettings, log=print) -> dict[str, Any]:
     except Exception as exc:  # the report must never lose a finished search
         log(f"warning: report not written: {exc}")
     summary.update(finish_tracking(settings, summary, log, trial_ids=set(frame["trial_id"].astype(str))))
+    from .checkpoints import format_size, run_size
+
+    try:
+        summary["run_size_bytes"] = run_size(loc)
+        log(f"run size: {format_size(summary['run_size_bytes'])} (checkpoints kept: running and paused trials, "
+            f"and the best {settings.keep_checkpoints} finished ones; --keep-checkpoints)")
+    except OSError as exc:  # a listing refused by an object store must not lose a finished search
+        log(f"warning: run size unknown: {exc}")
     return summary
 
 

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from search_spaces import Architecture, build_model, save_architecture, with_io
 
 from ..orchestration.storage import RunLocation
+from .deploy import EXPORT_EXTRA, DeployError, check_formats, export_model, has_safetensors, save_weights
 from .run_data import RunData, RunDataError, load_run, run_location, safe_name
 from .schema import EXPORT, json_value
 
@@ -36,21 +38,24 @@ class Exported:
 
 
 def export_top(run_dir: str | Path | RunLocation, top: int = DEFAULT_TOP,
-               out: str | Path | None = None) -> list[Path | str]:
+               out: str | Path | None = None, formats: Sequence[str] = ()) -> list[Path | str]:
     """Export the `top` best architectures of RUN_DIR to OUT; return their arch.json paths, best first.
 
     RUN_DIR and OUT may be local paths or object-store URIs (OUT defaults to RUN_DIR/export).
     Raises `RunDataError` naming `run_dir` (not a run directory, or no trial has an accuracy yet),
-    `top` (< 1) or `out` (not writable).
+    `top` (< 1) or `out` (not writable); `DeployError` naming `format` (an unknown format, its packages
+    missing, a failed export, or a model file whose outputs differ from the PyTorch model's).
     """
-    return export_run(run_dir, top, out).paths
+    return export_run(run_dir, top, out, formats).paths
 
 
 def export_run(run_dir: str | Path | RunLocation, top: int = DEFAULT_TOP,
-               out: str | Path | None = None) -> Exported:
+               out: str | Path | None = None, formats: Sequence[str] = ()) -> Exported:
     """export_top, also returning what was exported (for the command's summary)."""
     if top < 1:
         raise RunDataError("top", "expected a positive integer, got {top}", top=top)
+    formats = list(dict.fromkeys(formats))
+    check_formats(formats)  # unknown or not installed: refused before anything is written
     run = load_run(run_dir)
     ranked = run.ranked()
     if ranked.empty:
@@ -81,24 +86,36 @@ def export_run(run_dir: str | Path | RunLocation, top: int = DEFAULT_TOP,
             raise RunDataError("out", "cannot write to {path} ({why})", path=shown,
                                why=str(exc).splitlines()[0]) from None
     with target.staged(rel) as staging:  # OUT itself when local; uploaded on exit otherwise
-        entries = _write_export(run, ranked.head(top), staging)
+        try:
+            entries = _write_export(run, ranked.head(top), staging, formats)
+        except DeployError:
+            _remove_previous(staging)  # a failed check leaves no half-written export behind
+            (staging / "index.json").unlink(missing_ok=True)
+            raise
     paths: list[Path | str] = [staging / e["arch"] if target.is_local else f"{shown}/{e['arch']}"
                                for e in entries]
     return Exported(shown, entries, paths)
 
 
-def _write_export(run: RunData, ranked, out: Path) -> list[dict[str, Any]]:
+def _write_export(run: RunData, ranked, out: Path, formats: Sequence[str] = ()) -> list[dict[str, Any]]:
     index = []
     for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
         folder = out / f"rank{rank:02d}_{safe_name(row['trial_id'])}"
         folder.mkdir()
         arch_path = save_architecture(row["architecture"], folder / "arch.json")
         metrics = _metrics(run, row, rank)
-        weights = None
-        if rank == 1:
-            weights, note = _export_weights(run, row, folder / "weights.pt")
-            metrics["weights"] = weights.name if weights else None
-            metrics["weights_note"] = note
+        # Every exported rank whose trial kept a checkpoint (a search keeps its best --keep-checkpoints).
+        weights, note, model, trained = _export_weights(run, row, folder)
+        metrics["weights"] = weights.name if weights else None
+        metrics["weights_note"] = note
+        models = {}
+        if model is not None:
+            shape = (trained.in_channels, *(2 * [_input_resolution(run)]))
+            for fmt in formats:
+                check = export_model(model, fmt, folder, shape)
+                models[fmt] = {**check.to_dict(), "input_shape": ["batch", *shape]}
+        if formats:
+            metrics["models"] = models
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         index.append({
             "rank": rank, "trial_id": row["trial_id"], "name": row["name"], "outcome": row["outcome"],
@@ -106,6 +123,7 @@ def _write_export(run: RunData, ranked, out: Path) -> list[dict[str, Any]]:
             "params": json_value(row["params"]), "arch": str(arch_path.relative_to(out)),
             "metrics": str((folder / "metrics.json").relative_to(out)),
             "weights": str(weights.relative_to(out)) if weights else None,
+            **({"models": {f: f"{folder.name}/{m['file']}" for f, m in models.items()}} if formats else {}),
         })
     (out / "index.json").write_text(json.dumps({
         "run_dir": run.where, "exported": _now(), "search": run.search,
@@ -166,28 +184,38 @@ def _checkpoint_file(run: RunData, location: str, scratch: Path) -> Path | None:
     return None
 
 
-def _export_weights(run: RunData, row, dest: Path) -> tuple[Path | None, str]:
+def _input_resolution(run: RunData) -> int:
+    """The resolution the trials trained at (what the exported model file is checked on)."""
+    s = run.search
+    return int(s.get("train_resolution") or s.get("budget_resolution") or 32)
+
+
+def _export_weights(run: RunData, row, folder: Path):
     """Extract the state_dict from the trial's checkpoint.pt (read with weights_only=True), check that it
-    loads into the architecture's model with strict=True, and save it alone to `dest`."""
+    loads into the architecture's model with strict=True, and save it alone in FOLDER: weights.safetensors
+    with the architecture inside (the `export` extra), else weights.pt. Returns (path or None, note, the
+    loaded model or None, the trained architecture or None)."""
     with tempfile.TemporaryDirectory(prefix="nas-export-") as scratch:
         path = _checkpoint_file(run, row["checkpoint"], Path(scratch))
         if path is None:
-            why = "no checkpoint recorded" if not row["checkpoint"] else f"checkpoint not found: {row['checkpoint']}"
-            return None, why
-        return _weights_from(path, row, dest, shown=path if run.location.is_local else
+            why = ("no checkpoint recorded" if not row["checkpoint"] else
+                   f"checkpoint not found: {row['checkpoint']} (a search keeps the checkpoints of its best "
+                   "--keep-checkpoints finished trials only)")
+            return None, why, None, None
+        return _weights_from(path, row, folder, shown=path if run.location.is_local else
                              f"{run.where}/{run.location.relative(row['checkpoint']) or row['checkpoint']}")
 
 
-def _weights_from(path: Path, row, dest: Path, shown) -> tuple[Path | None, str]:
+def _weights_from(path: Path, row, folder: Path, shown):
     import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file: report it, export the rest
-        return None, f"unreadable checkpoint {shown}: {str(exc).splitlines()[0]}"
+        return None, f"unreadable checkpoint {shown}: {str(exc).splitlines()[0]}", None, None
     model_state = state.get("model") if isinstance(state, dict) else None
     if not isinstance(model_state, dict):
-        return None, f"{shown} has no 'model' state_dict"
+        return None, f"{shown} has no 'model' state_dict", None, None
     model_state = {_strip_prefix(k): v for k, v in model_state.items()}
     # Trials adapt the stem's input channels and the classifier to their dataset (trials.loop); the
     # checkpoint records the architecture it trained, which must be the searched one's body.
@@ -196,18 +224,25 @@ def _weights_from(path: Path, row, dest: Path, shown) -> tuple[Path | None, str]
         try:
             trained = Architecture.from_dict(state["arch"])
         except ValueError as exc:
-            return None, f"{shown} records an invalid architecture ({exc})"
+            return None, f"{shown} records an invalid architecture ({exc})", None, None
         if with_io(trained, in_channels=row["architecture"].in_channels,
                    num_classes=row["architecture"].num_classes) != row["architecture"]:
-            return None, f"{shown} holds another architecture than {row['name']}"
+            return None, f"{shown} holds another architecture than {row['name']}", None, None
+    model = build_model(trained)
     try:
-        build_model(trained).load_state_dict(model_state, strict=True)
+        model.load_state_dict(model_state, strict=True)
     except RuntimeError as exc:
-        return None, f"weights in {shown} do not fit {row['name']}: {str(exc).splitlines()[0]}"
-    torch.save(model_state, dest)
-    save_architecture(trained, dest.parent / "trained_arch.json")
-    return dest, f"state_dict from {shown}; it fits trained_arch.json ({trained.in_channels} input channels, " \
-                 f"{trained.num_classes} classes)"
+        return None, f"weights in {shown} do not fit {row['name']}: {str(exc).splitlines()[0]}", None, None
+    save_architecture(trained, folder / "trained_arch.json")
+    if has_safetensors():
+        dest = save_weights(model_state, trained, folder / "weights.safetensors")
+        inside = "safetensors with trained_arch.json in its metadata (nas.report.deploy.load_model reads it)"
+    else:
+        dest = folder / "weights.pt"
+        torch.save(model_state, dest)
+        inside = f"a torch state_dict ({EXPORT_EXTRA} for safetensors)"
+    return dest, f"state_dict from {shown}, as {inside}; it fits trained_arch.json ({trained.in_channels} input " \
+                 f"channels, {trained.num_classes} classes)", model.eval(), trained
 
 
 def _strip_prefix(key: str) -> str:
