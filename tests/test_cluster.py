@@ -49,6 +49,7 @@ def test_killing_the_worker_node_loses_nothing(ray_cluster, tmp_path):  # noqa: 
     name = f"survive-{uuid.uuid4().hex[:6]}"
     markers = tmp_path / "markers"
     markers.mkdir()
+    killed = False
     proc = ray_cluster.popen([sys.executable, "-m", "tests.cluster_driver", "survive", ray_cluster.s3.uri("runs"),
                               name, str(markers)])
     try:
@@ -58,11 +59,14 @@ def test_killing_the_worker_node_loses_nothing(ray_cluster, tmp_path):  # noqa: 
             time.sleep(0.1)
         raylets = ray_cluster.worker_raylet_pids()
         assert len(raylets) == 1
+        killed = True
         assert set(raylets) <= set(ray_cluster.kill_worker_node())
         text, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
+        if killed:
+            ray_cluster.add_worker()  # the tests after this one (module-scoped cluster) need both nodes again
     result = _result(text, proc.returncode)
     assert result["error"] is None and result["score"] == 8  # finished all 8 epochs
     assert result["ran_on"] == "head" and result["nodes_alive"] == 1

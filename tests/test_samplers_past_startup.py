@@ -22,10 +22,10 @@ MARKS = {"tpe": "tpe:relative_params", "cmaes": "cma:generation", "nsga2": "NSGA
 
 @pytest.mark.parametrize("sampler,objective", [("tpe", "accuracy"), ("cmaes", "accuracy"),
                                                ("nsga2", "accuracy,flops")])
-def test_sampler_runs_past_its_startup_trials(sampler, objective):
+def test_sampler_runs_past_its_startup_trials(sampler, objective, tmp_path):
     trials = 12  # start-up: min(10, max(3, trials // 3)) = 4 for tpe and cmaes
     s = SearchSettings(budget_flops=parse_flops("4GFLOPs"), sampler=sampler, objective=objective, trials=trials,
-                       storage_path="/tmp", name="unused")
+                       storage_path=str(tmp_path), name="run")  # the study's journal goes to RUN_DIR
     space, budget = get_space("resnext-imagenet"), Budget(s.budget_flops, s.tolerance)
     searcher = make_searcher(s, space, budget, {"seed": 0})
     rng = random.Random(0)
