@@ -144,6 +144,15 @@ class Step:
         return out
 
 
+def finite(value):
+    """NaN (pandas' empty cell) -> None, so gpu_check.json stays strict JSON."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -322,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         summary["wall_s"] = round(time.monotonic() - t_start, 1)
-        (out / "gpu_check.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (out / "gpu_check.json").write_text(json.dumps(finite(summary), indent=2, default=str) + "\n")
 
     # setup: wheels, data, versions
     t0 = time.monotonic()

@@ -19,6 +19,7 @@ _STAGE_FIELDS = ("depth", "cardinality", "group_width", "out_channels")
 # Far beyond any trainable network, small enough that counting its blocks is instant: larger is a typo.
 MAX_DEPTH = 10_000
 MAX_SIZE = 1_000_000
+TEMPLATE_BASE_OUT = 256  # the paper's first-stage block output (Table 1); names say when it differs
 
 
 class ArchitectureError(ValueError):
@@ -90,16 +91,20 @@ class Architecture:
         return tuple(s.group_width for s in self.stages)
 
     def describe(self) -> str:
-        """Short human name: '32x4d [3,4,6,3]' when C and d follow the paper's template."""
+        """Short human name: '32x4d [3,4,6,3]' when C and d follow the paper's template, with the block
+        output widths appended when they are not the template's 256, 512, ... ('8x21d [3,2,2,1] out128'):
+        the base output width is searched, and two architectures differing only there must not share a name."""
         c0, d0 = self.stages[0].cardinality, self.stages[0].group_width
         templated = all(
             s.cardinality == c0 and s.group_width == d0 * 2**i for i, s in enumerate(self.stages)
         )
         depths = ",".join(str(d) for d in self.depths)
-        if templated:
-            return f"{c0}x{d0}d [{depths}]"
-        cd = " ".join(f"{s.cardinality}x{s.group_width}d" for s in self.stages)
-        return f"{cd} [{depths}]"
+        name = (f"{c0}x{d0}d [{depths}]" if templated
+                else " ".join(f"{s.cardinality}x{s.group_width}d" for s in self.stages) + f" [{depths}]")
+        o0 = self.stages[0].out_channels
+        if all(s.out_channels == o0 * 2**i for i, s in enumerate(self.stages)):
+            return name if o0 == TEMPLATE_BASE_OUT else f"{name} out{o0}"
+        return f"{name} out{','.join(str(s.out_channels) for s in self.stages)}"
 
 
 def _is_int(value: Any) -> bool:

@@ -16,19 +16,28 @@ from nas.orchestration.storage import RunLocation
 from search_spaces.budget import parse_flops
 
 
-def _trial(tmp_path: Path, tid: str, status: str, best: float | None, epochs: int = 2):
+def _checkpoint(tmp_path: Path, tid: str, index: int = 1):
     from ray.tune import Checkpoint
 
-    folder = tmp_path / f"trial_{tid}" / "checkpoint_000001"
+    folder = tmp_path / f"trial_{tid}" / f"checkpoint_{index:06d}"
     folder.mkdir(parents=True)
     (folder / "checkpoint.pt").write_bytes(b"x" * 100)
+    return Checkpoint.from_directory(folder)
+
+
+def _trial(tmp_path: Path, tid: str, status: str, best: float | None, epochs: int = 2):
     analysis = {"val_accuracy": {"max": best}} if best is not None else {}
     return SimpleNamespace(trial_id=tid, status=status, metric_analysis=analysis,
-                           last_result={"training_iteration": epochs}, checkpoint=Checkpoint.from_directory(folder))
+                           last_result={"training_iteration": epochs}, checkpoint=_checkpoint(tmp_path, tid))
 
 
 def _kept(trials) -> set[str]:
     return {t.trial_id for t in trials if Path(t.checkpoint.path).is_dir()}
+
+
+def _snapshots(keep: KeepBestCheckpoints, n: int) -> None:
+    for _ in range(n):  # what Tune does while it writes an experiment snapshot
+        keep.get_state()
 
 
 def test_only_the_best_k_finished_trials_keep_their_checkpoints(tmp_path):
@@ -39,24 +48,50 @@ def test_only_the_best_k_finished_trials_keep_their_checkpoints(tmp_path):
     keep = KeepBestCheckpoints(keep=2)
     done = trials[6]
     keep.on_trial_complete(iteration=1, trials=trials, trial=done)
+    _snapshots(keep, 1)  # the snapshot that records "g" TERMINATED may not be stored yet: nothing goes
+    assert _kept(trials) == {"a", "b", "c", "d", "e", "f", "g"}
+    _snapshots(keep, 1)
     assert _kept(trials) == {"a", "b", "c", "d", "e", "f"}
     # a better trial completes (still RUNNING while Tune calls the hook): "a" drops out of the best 2
     better = trials[2]
     better.metric_analysis = {"val_accuracy": {"max": 0.9}}
     keep.on_trial_complete(iteration=2, trials=trials, trial=better)
-    assert _kept(trials) == {"b", "c", "d", "e", "f"}
-    # the deletions survive a resume (Tune saves callback state)
+    state = keep.get_state()
+    # the deletions survive a resume (Tune saves callback state), the one still waiting included
     restored = KeepBestCheckpoints()
-    restored.set_state(keep.get_state())
-    assert restored.keep == 2 and restored.deleted == {"a", "g"}
+    restored.set_state(state)
+    assert restored.keep == 2 and restored.deleted == {"a", "g"} and _kept(trials) == {"a", "b", "c", "d", "e", "f"}
+    _snapshots(restored, 1)
+    assert _kept(trials) == {"b", "c", "d", "e", "f"}
     with pytest.raises(ValueError):
         KeepBestCheckpoints(keep=-1)
 
 
 def test_keep_zero_deletes_every_finished_checkpoint_only(tmp_path):
     trials = [_trial(tmp_path, "a", "TERMINATED", 0.5), _trial(tmp_path, "b", "PAUSED", 0.4)]
-    KeepBestCheckpoints(keep=0).on_trial_complete(iteration=1, trials=trials, trial=trials[0])
+    keep = KeepBestCheckpoints(keep=0)
+    keep.on_trial_complete(iteration=1, trials=trials, trial=trials[0])
+    _snapshots(keep, 2)
     assert _kept(trials) == {"b"}
+
+
+def test_a_superseded_checkpoint_outlives_two_snapshots_and_the_latest_stays(tmp_path):
+    """Killed between a new checkpoint and the snapshot that records it, the stored experiment state still
+    names the previous checkpoint: it must exist (Ray's num_to_keep=1 had deleted it; CI saw the resumed
+    trial fail on 'Could not recover from checkpoint as it does not exist on storage anymore')."""
+    trial = SimpleNamespace(trial_id="t", status="RUNNING")
+    keep = KeepBestCheckpoints(keep=1)
+    first, second, third = (_checkpoint(tmp_path, "t", i) for i in (0, 1, 2))
+    keep.on_checkpoint(iteration=1, trials=[trial], trial=trial, checkpoint=first)
+    keep.on_checkpoint(iteration=2, trials=[trial], trial=trial, checkpoint=second)
+    assert Path(first.path).is_dir()  # the killed driver's state names `first`
+    _snapshots(keep, 1)
+    keep.on_checkpoint(iteration=3, trials=[trial], trial=trial, checkpoint=third)
+    assert Path(first.path).is_dir() and Path(second.path).is_dir()
+    _snapshots(keep, 1)
+    assert not Path(first.path).exists() and Path(second.path).is_dir() and Path(third.path).is_dir()
+    keep.on_experiment_end(trials=[trial])  # after Tune's last snapshot: only the latest is left
+    assert [p.name for p in (tmp_path / "trial_t").iterdir()] == ["checkpoint_000002"]
 
 
 def test_run_size_counts_every_file(tmp_path):
@@ -119,6 +154,7 @@ def test_search_keeps_best_k_and_resumes_after_deleting_the_rest(tmp_path, ray_i
     assert len(done) == 4
     # the errored trial (which --resume restarts) and the best 2 finished ones keep their checkpoints
     assert _checkpointed(s.run_dir) == {failed, *done.index[:2]}
+    assert len(list(s.run_dir.glob("trial_*/checkpoint_*"))) == 3  # the latest one each; superseded ones went
     # the summary reports the run's size, measured on disk
     size = sum(f.stat().st_size for f in s.run_dir.rglob("*") if f.is_file())
     assert summary["run_size_bytes"] > 0 and abs(summary["run_size_bytes"] - size) < 0.05 * size
@@ -133,4 +169,5 @@ def test_search_keeps_best_k_and_resumes_after_deleting_the_rest(tmp_path, ray_i
     assert frame.at[failed, "outcome"] == "completed" and frame.at[failed, "epochs"] == 2
     done = frame[frame["outcome"] == "completed"].sort_values(["best_val_accuracy", "epochs"], ascending=False)
     assert len(done) == 5 and _checkpointed(s.run_dir) == set(done.index[:2])
+    assert len(list(s.run_dir.glob("trial_*/checkpoint_*"))) == 2  # one each: the superseded ones went too
     assert os.path.isdir(s.run_dir)

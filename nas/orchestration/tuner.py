@@ -148,7 +148,9 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
             # the URI as given (s3://...?endpoint_override=...): pyarrow resolves it on every node
             name=loc.name, storage_path=loc.uri, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # ~200 MB each for a ResNeXt-50
+            # every checkpoint: KeepBestCheckpoints deletes them once the experiment state no longer needs
+            # them (num_to_keep deletes before the state is saved: unsafe against kill -9; checkpoints.py)
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         ),
     )
     return tuner, table, space, budget
