@@ -14,6 +14,7 @@ import sys
 import time
 
 from search_spaces import SPACES, BudgetError, complexity, format_flops, parse_flops
+from search_spaces.complexity import smallest_resolution, stage_map_sizes
 
 from . import orchestration
 from .api import callable_command
@@ -196,12 +197,11 @@ def stage_maps_line(arch, resolution: int) -> str:
     """Each stage's feature-map size at the training resolution (it depends only on the stem and the
     resolution, not on C, d or depth), with a warning when a stage works on 1x1 maps: there a 3x3
     grouped convolution sees only its centre tap, so that stage's cardinality is barely tested."""
-    maps = [(p.name, p.out_resolution) for p in complexity(arch, resolution).parts if p.name.startswith("stage")]
-    text = ", ".join(f"{name} {hw}x{hw}" for name, hw in maps)
+    maps = stage_map_sizes(arch, resolution)
+    text = ", ".join(f"stage{i} {hw}x{hw}" for i, hw in enumerate(maps, 1))
     line = f"training at {resolution}x{resolution}: feature maps {text}"
-    if any(hw < 2 for _, hw in maps):
-        ok = next(r for r in range(resolution, 100 * resolution)
-                  if min(p.out_resolution for p in complexity(arch, r).parts if p.name.startswith("stage")) >= 2)
+    if min(maps) < 2:
+        ok = smallest_resolution(arch, 2, start=resolution)
         line += (f"\nwarning: 1x1 maps make a 3x3 convolution its centre tap; --train-resolution {ok} or more "
                  "keeps every stage >= 2x2")
     return line

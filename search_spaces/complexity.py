@@ -140,3 +140,19 @@ def complexity(arch: Architecture, resolution: int = 224) -> Complexity:
     parts.append(StageComplexity("head", head, 1))
     total = total + head
     return Complexity(resolution, total.flops, total.params, total.activations, tuple(parts))
+
+
+def stage_map_sizes(arch: Architecture, resolution: int) -> list[int]:
+    """The side of each stage's output maps at `resolution` (it depends on the stem, the strides and the
+    resolution, not on C, d or depth)."""
+    return [p.out_resolution for p in complexity(arch, resolution).parts if p.name.startswith("stage")]
+
+
+def smallest_resolution(arch: Architecture, min_map: int = 2, start: int = 1) -> int:
+    """The smallest input resolution >= `start` at which every stage works on maps of at least
+    `min_map` x `min_map`: below 2x2 a 3x3 (grouped) convolution sees only its centre tap, so that
+    stage's cardinality is barely tested. 33 for the ImageNet stem on four stages (28 leaves 1x1)."""
+    resolution = max(1, start)
+    while min(stage_map_sizes(arch, resolution)) < min_map:
+        resolution += 1
+    return resolution

@@ -95,3 +95,16 @@ def test_parts_carry_a_cost_and_serialise_flat():
     assert part.name == "stage1" and (part.flops, part.params) == (part.cost.flops, part.cost.params)
     assert cx.as_dict()["parts"][1] == {"name": "stage1", "flops": part.flops, "params": part.params,
                                         "activations": part.activations, "out_resolution": part.out_resolution}
+
+
+@pytest.mark.parametrize("stem,min_map", [("imagenet", 2), ("imagenet", 3), ("cifar", 2)])
+def test_smallest_resolution_is_the_first_without_small_maps(stem, min_map):
+    from search_spaces.complexity import smallest_resolution, stage_map_sizes
+
+    arch = template((1, 1, 1, 1), 4, 4, stem=stem)
+    r = smallest_resolution(arch, min_map)
+    assert min(stage_map_sizes(arch, r)) >= min_map
+    assert all(min(stage_map_sizes(arch, s)) < min_map for s in range(1, r))
+    assert smallest_resolution(arch, min_map, start=r + 5) == r + 5
+    if (stem, min_map) == ("imagenet", 2):
+        assert r == 33 and stage_map_sizes(arch, 28) == [7, 4, 2, 1]  # Fashion-MNIST's 28 leaves stage 4 1x1

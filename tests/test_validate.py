@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from nas.orchestration import SearchSettings
-from nas.orchestration.validation import COLUMNS, ValidationSettings, plan, select
+from nas.orchestration.validation import COLUMNS, ValidationSettings, epoch_table, plan, select
 from nas.report import load_run, write_report
-from nas.report.schema import VALIDATION, VALIDATION_CSV
+from nas.report.schema import VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
 from nas.search import stage_maps_line
 from search_spaces import template
 from tests.fake_run import write_fake_run
@@ -103,6 +103,30 @@ def _validate(run_dir, *args):
                           text=True, env=env(), cwd=ROOT, timeout=300)
 
 
+class _Result:  # the parts of a ray.tune.Result that epoch_table reads
+    def __init__(self, arch, seed, accuracies):
+        self.config = {"arch": arch, "train": {"seed": seed}}
+        self.metrics_dataframe = pd.DataFrame({"training_iteration": range(1, len(accuracies) + 1),
+                                               "val_accuracy": accuracies, "epoch_seconds": 2.0})
+
+
+def test_epoch_table_keeps_every_epoch_of_every_seed():
+    a, b = template((1, 1, 1, 1), 1, 64).to_dict(), template((1, 1, 1, 1), 32, 4).to_dict()
+    chosen = pd.DataFrame({"arch_id": ["A", "B"], "arch": [json.dumps(x, sort_keys=True) for x in (a, b)]})
+    other = template((1, 1, 1, 1), 2, 40).to_dict()  # not chosen: left out
+    restarted = _Result(a, 0, [0.0, 0.0, 0.1, 0.2, 0.3])  # restarted after 2 epochs: reported again
+    restarted.metrics_dataframe["training_iteration"] = [1, 2, 1, 2, 3]
+    never_started = _Result(a, 1, [])
+    never_started.config = None  # what Tune returns for a trial of an interrupted fit that never ran
+    results = [_Result(b, 1, [0.5, 0.6, 0.7]), restarted, _Result(other, 0, [0.9]), never_started]
+    frame = epoch_table(results, chosen, resolution=33)
+    assert list(zip(frame["arch_id"], frame["seed"], frame["epoch"], strict=True)) == [
+        ("A", 0, 1), ("A", 0, 2), ("A", 0, 3), ("B", 1, 1), ("B", 1, 2), ("B", 1, 3)]
+    assert list(frame["val_accuracy"]) == [0.1, 0.2, 0.3, 0.5, 0.6, 0.7]
+    assert (frame["train_resolution"] == 33).all()
+    assert epoch_table([], chosen, 28).empty
+
+
 def test_validate_retrains_on_ray_and_resumes(tmp_path):
     run_dir = tiny_run(tmp_path / "run", n_trials=6)
     args = ("--top", "2", "--controls", "1", "--seeds", "1", "--epochs", "1", "--dashboard-port", "8299")
@@ -114,6 +138,11 @@ def test_validate_retrains_on_ray_and_resumes(tmp_path):
     assert (table["seed"] == 0).all() and (table["epochs"] == 1).all()
     assert (table["status"] == "ok").all() and table["validated_accuracy"].between(0, 1).all()
     assert "validation" in figures(run_dir / "report.html")
+    # every epoch of every retrained (architecture, seed); its last epoch is the validated accuracy
+    per_epoch = pd.read_csv(run_dir / VALIDATION / VALIDATION_EPOCHS_CSV, dtype={"arch_id": str})
+    assert len(per_epoch) == 3 and (per_epoch["epoch"] == 1).all()
+    merged = table.merge(per_epoch, on=["arch_id", "seed"])
+    assert np.allclose(merged["validated_accuracy"], merged["val_accuracy"]) and (merged["epoch_seconds"] > 0).all()
     # A second invocation continues the same experiment (Tuner.restore): nothing is retrained twice.
     results = sorted((run_dir / VALIDATION).glob("*/result.json"))
     assert len(results) == 3 and all(len(p.read_text().splitlines()) == 1 for p in results)

@@ -20,9 +20,10 @@ import pandas as pd
 
 from ..errors import SettingError
 from ..report.run_data import RunData, load_run
-from ..report.schema import SEARCH_JSON, VALIDATION, VALIDATION_CSV
+from ..report.schema import SEARCH_JSON, VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
 from .ray_env import trial_resources
 from .settings import SearchSettings, resolve_space, train_config
+from .tuner import trial_dirname
 
 PLAN_JSON = "plan.json"
 COLUMNS = ["arch_id", "rank", "role", "name", "proxy_accuracy", "proxy_epochs", "seed", "validated_accuracy",
@@ -95,16 +96,23 @@ def plan(run_dir: str | Path, vs: ValidationSettings) -> tuple[RunData, SearchSe
         if old != _wanted(vs, chosen):
             raise ValidationError("top", "{path} holds a validation with other settings ({old}); remove that "
                                   "folder to start another", path=plan_path.parent, old=old.get("settings"))
-    epochs = vs.epochs or 2 * settings.max_epochs
-    settings = replace(settings, max_epochs=epochs, scheduler="none",
-                       train_resolution=vs.train_resolution or settings.train_resolution)
-    train = train_config(settings, resolve_space(settings))
+    settings, train = at_fidelity(settings, vs.epochs or 2 * settings.max_epochs, vs.train_resolution)
     return run, settings, chosen, train
 
 
-def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, train: dict, seeds: int,
-                cluster: dict[str, float]):
-    """A new Tuner over (architecture, seed), or the one RUN_DIR/validation/ holds (resumed)."""
+def at_fidelity(settings: SearchSettings, epochs: int, resolution: int | None) -> tuple[SearchSettings, dict]:
+    """The search's settings and trial `train` config, retrained for `epochs` at `resolution` (None: the
+    search's) with nothing stopped early."""
+    settings = replace(settings, max_epochs=epochs, scheduler="none",
+                       train_resolution=resolution or settings.train_resolution)
+    return settings, train_config(settings, resolve_space(settings))
+
+
+def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, train: dict, seeds: int | list[int],
+                cluster: dict[str, float], folder: str = VALIDATION):
+    """A new Tuner over (architecture, seed), or the one RUN_DIR/<folder>/ holds (resumed). `seeds`: how
+    many (from the search's seed on), or the seeds themselves (benchmarks/proxy_ranking.py keeps a proxy's
+    seeds apart from the validation's)."""
     from ray import tune
 
     from trials import train_trial
@@ -112,17 +120,19 @@ def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, t
     from .settings import train_resolution
 
     trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution(settings)))
-    exp = run_dir / VALIDATION
+    exp = run_dir / folder
+    seed_list = list(range(settings.seed, settings.seed + seeds)) if isinstance(seeds, int) else list(seeds)
     if tune.Tuner.can_restore(str(exp)):
         return tune.Tuner.restore(str(exp), trainable=trainable, resume_unfinished=True, resume_errored=True)
     return tune.Tuner(
         trainable,
         param_space={"arch": tune.grid_search([json.loads(a) for a in chosen["arch"]]),
-                     "train": {**train, "seed": tune.grid_search(list(range(settings.seed, settings.seed + seeds)))},
+                     "train": {**train, "seed": tune.grid_search(seed_list)},
                      "checkpoint": False},
         tune_config=tune.TuneConfig(scheduler=tune.schedulers.FIFOScheduler(), num_samples=1,
-                                    max_concurrent_trials=settings.max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(name=VALIDATION, storage_path=str(run_dir), verbose=0,
+                                    max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
+                                    trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(name=folder, storage_path=str(run_dir), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
 
@@ -133,6 +143,8 @@ def table(results, chosen: pd.DataFrame, resolution: int) -> pd.DataFrame:
     by_arch = chosen.set_index("arch")
     rows = []
     for r in results:
+        if not r.config:  # a trial that never started (the fit was interrupted): Tune gives it no config
+            continue
         key = json.dumps(r.config["arch"], sort_keys=True)
         if key not in by_arch.index:
             continue
@@ -148,6 +160,40 @@ def table(results, chosen: pd.DataFrame, resolution: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["rank", "seed"]).reset_index(drop=True)
 
 
+def epoch_table(results, chosen: pd.DataFrame, resolution: int) -> pd.DataFrame:
+    """validation_epochs.csv: every epoch of every (architecture, seed), from Tune's per-result rows
+    (Result.metrics_dataframe), so a shorter proxy can be read off a longer training."""
+    ids = dict(zip(chosen["arch"], chosen["arch_id"], strict=True))
+    frames = []
+    for r in results:
+        if not r.config:  # never started (interrupted fit)
+            continue
+        key = json.dumps(r.config["arch"], sort_keys=True)
+        df = r.metrics_dataframe
+        if key not in ids or df is None or "val_accuracy" not in df:
+            continue
+        frames.append(pd.DataFrame({
+            "arch_id": ids[key], "seed": int(r.config["train"]["seed"]), "epoch": df["training_iteration"],
+            "val_accuracy": df["val_accuracy"],
+            "epoch_seconds": df["epoch_seconds"] if "epoch_seconds" in df else np.nan,
+            "train_resolution": resolution}))
+    columns = ["arch_id", "seed", "epoch", "val_accuracy", "epoch_seconds", "train_resolution"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    frame = pd.concat(frames)[columns]
+    # a trial restarted without a checkpoint reports its epochs again: the last report of an epoch counts
+    frame = frame.drop_duplicates(["arch_id", "seed", "epoch"], keep="last")
+    return frame.sort_values(["arch_id", "seed", "epoch"]).reset_index(drop=True)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write through a temporary file, so a reader never sees half a table."""
+    tmp = path.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
 def validate(run_dir: str | Path, vs: ValidationSettings, cluster: dict[str, float]) -> Path:
     """Run (or continue) the validation on the Ray instance this process is connected to; write
     validation.csv and the run's report (which gains "Does the search's ranking hold?"); return the
@@ -161,13 +207,10 @@ def validate(run_dir: str | Path, vs: ValidationSettings, cluster: dict[str, flo
     (out / PLAN_JSON).write_text(json.dumps(_wanted(vs, chosen), indent=1))
     tuner = build_tuner(run_dir, settings, chosen, train, vs.seeds, cluster)
     results = tuner.fit()
-    frame = table(results, chosen, train_resolution(settings))
-    path = out / VALIDATION_CSV
-    tmp = path.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
+    resolution = train_resolution(settings)
+    write_csv(epoch_table(results, chosen, resolution), out / VALIDATION_EPOCHS_CSV)
+    return write_csv(table(results, chosen, resolution), out / VALIDATION_CSV)
 
 
-__all__ = ["VALIDATION", "VALIDATION_CSV", "ValidationError", "ValidationSettings", "plan",
-           "select", "table", "validate"]
+__all__ = ["VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "ValidationError", "ValidationSettings",
+           "at_fidelity", "build_tuner", "epoch_table", "plan", "select", "table", "validate", "write_csv"]

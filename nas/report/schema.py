@@ -20,6 +20,7 @@ ARCHITECTURES = "architectures"  # architectures/<trial_id>.json, one per trial
 EXPORT = "export"  # nas.export's default output folder
 VALIDATION = "validation"  # nas.validate's Tune experiment, plan.json and validation.csv
 VALIDATION_CSV = "validation.csv"  # one row per (architecture, seed) retrained at a higher fidelity
+VALIDATION_EPOCHS_CSV = "validation_epochs.csv"  # one row per (architecture, seed, epoch) of those
 
 # trials.csv, in the order the search writes it. Readers get every column with this dtype; int columns
 # are read as floats with NaN for empty cells (pandas' nullable ints do not survive plotly). The search
@@ -69,5 +70,5 @@ def json_value(value: Any) -> Any:
 __all__ = [
     "ARCHITECTURES", "BEST_JSON", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED",
     "OTHER_COLOR", "OUTCOMES", "OUTCOME_COLORS", "REPORT_HTML", "SEARCH_JSON", "TRIALS_CSV",
-    "TRIALS_PARQUET", "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "columns_of", "json_value",
+    "TRIALS_PARQUET", "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "columns_of", "json_value",
 ]
