@@ -16,8 +16,9 @@ training images x epochs, summed over the architectures; measured epoch seconds 
 
 Agreement with the reference: Kendall tau and Spearman rho with percentile-bootstrap intervals over
 architectures (nas.report.evidence.rank_agreement), the reference accuracy lost by trusting the proxy's
-best (regret), and tau minus the 28 px proxy's tau at the same epoch with a *paired* bootstrap interval
-(the same resampled architectures for both), which is what "ranks better" needs. The reference's own
+best (regret), and, for a proxy at another resolution, its tau minus that of the native-resolution reading
+of the nearest compute, with a *paired* bootstrap interval (the same resampled architectures for both),
+which is what "ranks better" needs. The reference's own
 seed-to-seed tau is printed as the ceiling no proxy can beat.
 
 Writes OUT/proxy_ranking.csv (one row per proxy reading), OUT/proxy_scores.csv (per architecture) and
@@ -60,12 +61,33 @@ def parse_proxy(text: str) -> tuple[int, int]:
     return res, epochs
 
 
+class LazyRay:
+    """Starts Ray the first time a training needs it (a rerun that only re-analyses starts none)."""
+
+    def __init__(self, dashboard_port: int) -> None:
+        self.port, self.cluster = dashboard_port, None
+
+    def resources(self) -> dict:
+        if self.cluster is None:
+            from nas.orchestration import start_ray
+
+            self.cluster = start_ray(None, "127.0.0.1", self.port)["resources"]
+        return self.cluster
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            import ray
+
+            ray.shutdown()
+
+
 def train(run_dir: Path, folder: str, chosen: pd.DataFrame, settings, epochs: int, resolution: int,
-          seeds: list[int], cluster: dict) -> pd.DataFrame:
+          seeds: list[int], ray_: LazyRay) -> pd.DataFrame:
     """Every (architecture, seed) of `chosen` for `epochs` at `resolution`; its per-epoch rows."""
     path = run_dir / folder / VALIDATION_EPOCHS_CSV
     if path.is_file():  # finished earlier
         return pd.read_csv(path, dtype={"arch_id": str}).drop_duplicates(["arch_id", "seed", "epoch"], keep="last")
+    cluster = ray_.resources()
     trial_settings, trial_train = at_fidelity(settings, epochs, resolution)
     print(f"[{folder}] {len(chosen)} architectures x seeds {seeds}, {epochs} epochs at {resolution}px", flush=True)
     results = build_tuner(run_dir, trial_settings, chosen, trial_train, seeds, cluster, folder=folder).fit()
@@ -92,6 +114,27 @@ def paired_tau_difference(a: np.ndarray, b: np.ndarray, ref: np.ndarray, seed: i
     point = float(kendall_tau_b(a, ref) - kendall_tau_b(b, ref))
     lo, hi = np.quantile(diff, [0.025, 0.975])
     return point, float(lo), float(hi)
+
+
+def figure(table: pd.DataFrame, ceiling: float, reference: str):
+    """Kendall tau (95% bootstrap interval) of each proxy reading against its training compute."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for res, group in table.groupby("train_resolution"):
+        fig.add_trace(go.Scatter(
+            x=group["train_tflops"], y=group["tau"], mode="markers+text", name=f"{res}x{res}",
+            text=group["proxy"], textposition="top center", marker={"size": 10},
+            error_y={"type": "data", "symmetric": False, "array": group["tau_hi"] - group["tau"],
+                     "arrayminus": group["tau"] - group["tau_lo"]}))
+    if ceiling == ceiling:  # not NaN
+        fig.add_hline(y=ceiling, line_dash="dot", annotation_position="bottom left",
+                      annotation_text=f"reference seed vs seed: tau {ceiling:+.2f}")
+    fig.update_layout(title=f"Does the proxy rank like the reference ({reference})?", width=900, height=520,
+                      xaxis_title="training compute of the proxy, all architectures (TFLOPs, 3 x forward)",
+                      yaxis_title="Kendall tau vs reference (95% bootstrap)", template="plotly_white",
+                      yaxis_range=[min(-0.05, float(table["tau_lo"].min()) - 0.1), 1.08])
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,25 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     channels, classes, native = dataset_shape(settings.dataset, settings.data_dir)
     n_train = settings.train_subset
 
-    from nas.orchestration import start_ray
-
-    ray_info = start_ray(None, "127.0.0.1", args.dashboard_port)
-    import ray
-
+    ray_ = LazyRay(args.dashboard_port)
     try:
-        cluster = ray_info["resources"]
         missing = chosen[~chosen["arch_id"].isin(ref["arch_id"])]
         if len(missing):
-            extra = train(run_dir, "proxy-reference", missing, settings, ref_epochs, ref_res, ref_seeds, cluster)
+            extra = train(run_dir, "proxy-reference", missing, settings, ref_epochs, ref_res, ref_seeds, ray_)
             last = extra[extra["epoch"] == ref_epochs]
             ref = pd.concat([ref, pd.DataFrame({"arch_id": last["arch_id"], "seed": last["seed"],
                                                 "validated_accuracy": last["val_accuracy"]})])
         readings = {}
         for res, epochs in proxies:
             folder = f"proxy-{res}px-{epochs}ep-seed{proxy_seed}"
-            readings[(res, epochs)] = train(run_dir, folder, chosen, settings, epochs, res, [proxy_seed], cluster)
+            readings[(res, epochs)] = train(run_dir, folder, chosen, settings, epochs, res, [proxy_seed], ray_)
     finally:
-        ray.shutdown()
+        ray_.close()
 
     validated = ref.rename(columns={"arch_id": "arch", "validated_accuracy": "accuracy"})[["arch", "seed", "accuracy"]]
     truth = validated.groupby("arch")["accuracy"].mean()
@@ -173,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                "tau_hi": agree.tau_hi, "rho": agree.rho, "rho_lo": agree.rho_lo, "rho_hi": agree.rho_hi,
                "best_stays_best": agree.best_stays_best, "regret_points": 100 * agree.best_gap,
                "train_tflops": cost / 1e12, "epoch_seconds": seconds}
-        same_epoch = label.split(", ")[-1] if label.startswith(tuple(f"{r}px" for r, _ in proxies)) else None
-        twin = f"{native}px, {same_epoch}" if same_epoch else None
-        if twin in base and twin != label:
+        if res != native and label != "search (ASHA)" and base:
+            # against the native-resolution reading of the nearest compute
+            twin = min(base, key=lambda k: abs(base[k][2] - cost))
             d, lo, hi = paired_tau_difference(score.loc[ids].to_numpy(), base[twin][0].loc[ids].to_numpy(), truth_vec)
-            row.update({"tau_minus_native": d, "diff_lo": lo, "diff_hi": hi})
+            row.update({"compared_with": twin, "tau_minus_that": d, "diff_lo": lo, "diff_hi": hi})
         rows.append(row)
     table = pd.DataFrame(rows)
     per_arch = pd.DataFrame({"arch_id": ids, "name": list(chosen["name"]), "search_rank": list(chosen["rank"]),
@@ -194,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(table, out / "proxy_ranking.csv")
     write_csv(per_arch, out / "proxy_scores.csv")
     shutil.copy(run_dir / VALIDATION / VALIDATION_CSV, out / "reference_validation.csv")
+    figure(table, ceiling, f"{ref_epochs} epochs at {ref_res}px, {len(ref_seeds)} seeds, n={len(ids)}").write_html(
+        out / "proxy_ranking.html", include_plotlyjs=True)
     print(f"reference: {ref_epochs} epochs at {ref_res}px, seeds {ref_seeds}, {len(ids)} architectures; "
           f"seed {seeds[0]} vs seed {seeds[-1]} of the reference: Kendall tau {ceiling:+.2f}")
     print(table.to_markdown(index=False, floatfmt="+.2f"))

@@ -85,7 +85,9 @@ def build_parser() -> Parser:
     data.add_argument("--train-subset", type=positive_int, help="train on N images of the training split")
     data.add_argument("--val-size", type=positive_int, help="validation images held out of the training split "
                       "(default: the CPU preset's 1000, else min(5000, a tenth of the training images))")
-    data.add_argument("--train-resolution", type=positive_int, help="resize training inputs to N x N")
+    data.add_argument("--train-resolution", type=positive_int,
+                      help="resize training inputs to N x N (default: the dataset's own; on a GPU the smallest "
+                      "size keeping every stage's maps >= 2x2, 33 for Fashion-MNIST)")
     data.add_argument("--batch-size", type=positive_int)
     data.add_argument("--lr", type=positive_float)
     s = p.add_argument_group("search")
@@ -228,7 +230,12 @@ def search(settings: SearchSettings, args, resume: bool) -> int:
         print(dashboard_line(ray_info["dashboard"] or "(not running)", ray_info["token_path"]), flush=True)
         if not resume:
             has_gpu = ray_info["resources"].get("GPU", 0) > 0
+            asked = settings.train_resolution
             settings, scaled = orchestration.apply_preset(settings, has_gpu, args.full)
+            if settings.train_resolution != asked:
+                r = settings.train_resolution
+                print(f"GPU: trials train at {r}x{r}, the smallest size keeping every stage's maps >= 2x2 "
+                      "(docs/results.md; --train-resolution to choose)", flush=True)
             if scaled:
                 print("No GPU: scaled down to " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in scaled.items())
                       + f". Full search: {FULL_FLAGS}.", flush=True)

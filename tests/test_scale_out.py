@@ -182,3 +182,19 @@ def test_val_size_flag_is_checked_against_the_dataset():
     with pytest.raises(SearchConfigError) as err:
         validate(_settings("--dataset", "synthetic", "--val-size", "5000"))
     assert err.value.setting == "val_size" and "2048" in str(err.value)
+
+
+def test_on_a_gpu_trials_train_where_every_stage_keeps_2x2_maps():
+    """The GPU default of issue 12 (docs/results.md): Fashion-MNIST's 28x28 leaves stage 4 of the imagenet
+    stem on 1x1 maps, so a GPU search trains at 33x33; the CPU preset and an explicit choice are kept."""
+    gpu, _ = apply_preset(_settings("--dataset", "fashion-mnist"), has_gpu=True, full=False)
+    assert gpu.train_resolution == 33
+    cpu, _ = apply_preset(_settings("--dataset", "fashion-mnist"), has_gpu=False, full=False)
+    assert cpu.train_resolution is None
+    chosen, _ = apply_preset(_settings("--dataset", "fashion-mnist", "--train-resolution", "28"), has_gpu=True,
+                             full=False)
+    assert chosen.train_resolution == 28
+    # the cifar stem keeps 8x8 maps in its last stage at CIFAR's own 32x32: nothing to change
+    cifar, _ = apply_preset(_settings("--dataset", "cifar10", "--space", "resnext-cifar", "--budget", "1GFLOPs"),
+                            has_gpu=True, full=False)
+    assert cifar.train_resolution is None

@@ -138,6 +138,10 @@ def test_validate_retrains_on_ray_and_resumes(tmp_path):
     assert (table["seed"] == 0).all() and (table["epochs"] == 1).all()
     assert (table["status"] == "ok").all() and table["validated_accuracy"].between(0, 1).all()
     assert "validation" in figures(run_dir / "report.html")
+    # one line per ended trial while it runs
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"], done.stdout[-2000:]
+    assert all(" seed 0: " in line and "% after 1 epoch (" in line for line in lines), lines
     # every epoch of every retrained (architecture, seed); its last epoch is the validated accuracy
     per_epoch = pd.read_csv(run_dir / VALIDATION / VALIDATION_EPOCHS_CSV, dtype={"arch_id": str})
     assert len(per_epoch) == 3 and (per_epoch["epoch"] == 1).all()

@@ -117,6 +117,8 @@ def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, t
 
     from trials import train_trial
 
+    from .callbacks import TrialLines  # imports ray
+
     from .settings import train_resolution
 
     trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution(settings)))
@@ -133,6 +135,7 @@ def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, t
                                     max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=folder, storage_path=str(run_dir), verbose=0,
+                                  callbacks=[TrialLines(len(chosen) * len(seed_list))],
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
 
