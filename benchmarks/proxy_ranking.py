@@ -39,7 +39,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.orchestration.validation import (  # noqa: E402
-    at_fidelity, build_tuner, epoch_table, search_settings, select, write_csv,
+    at_fidelity,
+    build_tuner,
+    epoch_table,
+    search_settings,
+    select,
+    write_csv,
 )
 from nas.report.evidence import kendall_tau_b, rank_agreement  # noqa: E402
 from nas.report.run_data import load_run  # noqa: E402
@@ -140,7 +145,8 @@ def figure(table: pd.DataFrame, ceiling: float, reference: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--proxy", type=parse_proxy, action="append", help="RESxEPOCHS (default 28x2 and 33x1: the same compute within 5%%)")
+    parser.add_argument("--proxy", type=parse_proxy, action="append",
+                        help="RESxEPOCHS (default 28x2 and 33x1: about the same compute, 33x1 12%% more)")
     parser.add_argument("--proxy-seed", type=int, default=None, help="default: one past the reference's seeds")
     parser.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/proxy-ranking")
     parser.add_argument("--dashboard-port", type=int, default=8265)
@@ -186,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     validated = ref.rename(columns={"arch_id": "arch", "validated_accuracy": "accuracy"})[["arch", "seed", "accuracy"]]
     truth = validated.groupby("arch")["accuracy"].mean()
     ids = list(chosen["arch_id"])
-    flops = {(a, r): train_flops(j, r, channels, classes) for a, j in zip(chosen["arch_id"], chosen["arch"], strict=True)
+    flops = {(a, r): train_flops(j, r, channels, classes)
+             for a, j in zip(chosen["arch_id"], chosen["arch"], strict=True)
              for r in {native, ref_res, *(p[0] for p in proxies)}}
 
     scores, rows = {}, []

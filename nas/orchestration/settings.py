@@ -388,7 +388,8 @@ def write_search_json(settings: SearchSettings, space: SearchSpace, budget: Budg
 __all__ = [
     "CPU_PRESET", "FULL_PRESET", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "TRAIN_IMAGES", "SearchConfigError",
     "SearchSettings", "GRID_ASHA_NOTE", "apply_preset", "budget_of", "check_run_dir", "check_tracking",
-    "dataset_shape", "gpu_train_resolution", "grid_points", "load_settings", "outside_lines", "proposals", "resolve_data_paths",
+    "dataset_shape", "gpu_train_resolution", "grid_points", "load_settings", "outside_lines", "proposals",
+    "resolve_data_paths",
     "resolve_space", "run_location", "scheduler_of", "storage_call", "train_config", "train_resolution",
     "validate", "write_search_json",
 ]

@@ -118,7 +118,6 @@ def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, t
     from trials import train_trial
 
     from .callbacks import TrialLines  # imports ray
-
     from .settings import train_resolution
 
     trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution(settings)))
