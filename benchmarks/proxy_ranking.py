@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_path = run_dir / VALIDATION / VALIDATION_CSV
     if not ref_path.is_file():
         parser.error(f"{ref_path}: no validation to compare against; run python -m nas.validate first")
-    ref = pd.read_csv(ref_path)
+    ref = pd.read_csv(ref_path, dtype={"arch_id": str})  # ids such as "1e691598" would parse as numbers
     ref = ref[ref["status"] == "ok"]
     ref_epochs, ref_res = int(ref["epochs"].max()), int(ref["train_resolution"].iloc[0])
     ref_seeds = sorted(int(s) for s in ref["seed"].unique())
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
              for r in {native, ref_res, *(p[0] for p in proxies)}}
 
     scores, rows = {}, []
-    # the search itself: its ranking accuracy (ASHA: last epoch each trial reached) and its epoch-1 reading
+    # the search itself: the accuracy it ranked by (ASHA: at the last epoch each trial reached)
     trials = run.trials.drop_duplicates("trial_id").set_index("trial_id")
     search_res = settings.train_resolution or native
     epochs_run = trials.loc[ids, "epochs"].astype(int)
