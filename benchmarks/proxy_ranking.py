@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.orchestration.validation import (  # noqa: E402
     at_fidelity,
-    build_tuner,
+    build_validation_tuner,
     epoch_table,
     search_settings,
     select,
@@ -48,7 +48,7 @@ from nas.orchestration.validation import (  # noqa: E402
 )
 from nas.report.evidence import kendall_tau_b, rank_agreement  # noqa: E402
 from nas.report.run_data import load_run  # noqa: E402
-from nas.report.schema import VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV  # noqa: E402
+from nas.rundir.schema import VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV  # noqa: E402
 from search_spaces import Architecture  # noqa: E402
 from search_spaces.architecture import with_io  # noqa: E402
 from search_spaces.complexity import complexity  # noqa: E402
@@ -95,7 +95,7 @@ def train(run_dir: Path, folder: str, chosen: pd.DataFrame, settings, epochs: in
     cluster = ray_.resources()
     trial_settings, trial_train = at_fidelity(settings, epochs, resolution)
     print(f"[{folder}] {len(chosen)} architectures x seeds {seeds}, {epochs} epochs at {resolution}px", flush=True)
-    results = build_tuner(run_dir, trial_settings, chosen, trial_train, seeds, cluster, folder=folder).fit()
+    results = build_validation_tuner(run_dir, trial_settings, chosen, trial_train, seeds, cluster, folder=folder).fit()
     frame = epoch_table(results, chosen, resolution)
     done = frame[frame["epoch"] == epochs]
     if len(done) < len(chosen) * len(seeds):  # interrupted: keep no table, so a rerun continues the Tuner
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     proxy_seed = args.proxy_seed if args.proxy_seed is not None else max(ref_seeds) + 1
     if proxy_seed in ref_seeds:
         parser.error(f"--proxy-seed: {proxy_seed} is one of the reference's seeds {ref_seeds}")
-    from nas.orchestration.settings import dataset_shape
+    from nas.orchestration.plan import dataset_shape
 
     channels, classes, native = dataset_shape(settings.dataset, settings.data_dir)
     n_train = settings.train_subset

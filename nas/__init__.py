@@ -8,15 +8,18 @@ Ray Tune, and the report.
     orchestration/         running a search: settings, Ray, the Tuner, the driver's callbacks
     report/                reading a run directory: its format, figures, report.html, the export
 
-    api.py                 the same from Python: nas.search(...), nas.analyze(run_dir), nas.export(run_dir)
+    rundir/                a run directory: where it lives (local, shared, object store) and its format
+
+    api.py                 the same from Python: nas.run_search(...), nas.write_report(run_dir),
+                           nas.export_top(run_dir)
 
 nas imports the other packages only through their roots (`search_spaces`, `trials`).
 """
 
 from search_spaces import Architecture, build_model, load_architecture
 
-from .api import SearchResult, analyze, export, search
+from .api import SearchResult, export_top, make_settings, run_search, write_report
 from .errors import SettingError
 
-__all__ = ["Architecture", "SearchResult", "SettingError", "analyze", "build_model", "export", "load_architecture",
-           "search"]
+__all__ = ["Architecture", "SearchResult", "SettingError", "build_model", "export_top", "load_architecture",
+           "make_settings", "run_search", "write_report"]

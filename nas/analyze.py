@@ -17,7 +17,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from .api import callable_command
 from .cli import Parser, UsageError, positive_int, run_main, setting_errors
 from .report import load_run, report_run
 from .report.compare import DEFAULT_OUT, check_out, write_comparison
@@ -56,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# `nas.analyze(...)` is the API function (nas.api), also once `import nas.analyze` made it this module.
-callable_command(__name__)
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

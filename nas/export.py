@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .api import callable_command
 from .cli import Parser, positive_int, run_main, setting_errors
 from .report.deploy import FORMATS
 from .report.export import DEFAULT_TOP, export_run
@@ -72,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# `nas.export(...)` is the API function (nas.api), also once `import nas.export` made it this module.
-callable_command(__name__)
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

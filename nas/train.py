@@ -96,9 +96,9 @@ def _check_paths(data_dir: str | None, out: Path) -> None:
 
 def _load_arch(text: str) -> tuple[str, PurePath, Architecture]:
     """ARCH.json from a path or from a URI (best.json or an export's arch.json on a bucket); a URI's
-    file is read through nas.orchestration.storage (pyarrow.fs) into a temporary file and checked
+    file is read through nas.rundir.location (pyarrow.fs) into a temporary file and checked
     exactly like a local one."""
-    from .orchestration.storage import RunLocation, StorageError, is_uri
+    from .rundir.location import RunLocation, StorageError, is_uri
 
     if not is_uri(text):
         return text, Path(text), load_architecture(text)
@@ -107,7 +107,7 @@ def _load_arch(text: str) -> tuple[str, PurePath, Architecture]:
         with tempfile.TemporaryDirectory(prefix="nas-arch-") as tmp:
             arch = load_architecture(loc.download("", Path(tmp) / loc.name))
     except StorageError as exc:
-        raise UsageError(f"ARCH.json: {str(exc).split(': ', 1)[-1]}") from None
+        raise UsageError(exc.describe(lambda _setting: "ARCH.json")) from None
     except (FileNotFoundError, OSError) as exc:
         raise UsageError(f"ARCH.json: cannot read {loc.display} ({str(exc).splitlines()[0]})") from None
     return loc.display, PurePosixPath(loc.root), arch

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from .orchestration import configure_ray_env, start_ray
-    from .orchestration.validation import ValidationSettings, plan, validate
+    from .orchestration.validation import ValidationSettings, plan, retrain_for_validation
 
     vs = ValidationSettings(args.top, args.controls, args.seeds, args.epochs, args.train_resolution)
     with setting_errors(FLAGS):
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"cannot start Ray ({str(exc).splitlines()[0]})") from None
     try:
         with setting_errors(FLAGS):
-            path = validate(args.run_dir, vs, info["resources"])
+            path = retrain_for_validation(args.run_dir, vs, info["resources"])
     finally:
         ray.shutdown()
     print(path)

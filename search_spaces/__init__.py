@@ -16,7 +16,7 @@ from .architecture import (
     with_io,
 )
 from .budget import Budget, format_flops, parse_flops
-from .complexity import Complexity, complexity
+from .complexity import Complexity, complexity, smallest_resolution, stage_map_sizes
 from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
 from .spaces import SPACES, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
 
@@ -33,5 +33,5 @@ __all__ = [
     "FeasibleSampler", "MatchedPoint", "SearchSpace", "SpaceFileError", "Stage", "build_model", "capacity_matched",
     "complexity",
     "flops_range", "format_flops", "get_space", "load_architecture", "load_space", "parse_flops", "propose_many",
-    "save_architecture", "space_to_dict", "template", "with_io",
+    "save_architecture", "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "with_io",
 ]

@@ -48,7 +48,7 @@ def place(storage: str, name: str) -> dict:
     import ray
     from ray import tune
 
-    from nas.orchestration.storage import RunLocation, refuse_local_on_multinode
+    from nas.rundir.location import RunLocation, refuse_local_on_multinode
 
     ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     loc = RunLocation.parse(storage, name)
@@ -74,7 +74,7 @@ def survive(storage: str, name: str, markers: str) -> dict:
     import ray
     from ray import tune
 
-    from nas.orchestration.storage import RunLocation
+    from nas.rundir.location import RunLocation
 
     ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     loc = RunLocation.parse(storage, name)
@@ -110,7 +110,7 @@ def survive(storage: str, name: str, markers: str) -> dict:
 def refuse(path: str) -> dict:
     import ray
 
-    from nas.orchestration.storage import RunLocation, StorageError, refuse_local_on_multinode
+    from nas.rundir.location import RunLocation, StorageError, refuse_local_on_multinode
 
     ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     try:

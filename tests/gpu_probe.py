@@ -77,15 +77,13 @@ def main(scenario: str, out: Path) -> None:
         os.environ["PROBE_OOM"] = "1"
     args = build_parser().parse_args([*COMMON, *flags, "--storage-path", str(out), "--name", "run"])
     settings = settings_from_args(args)
-    settings, _ = orchestration.apply_preset(settings, has_gpu=True, full=False)
-    orchestration.check_run_dir(settings, resume=False)
     orchestration.configure_ray_env(None)
     import ray
 
     ray.init(address="local", num_cpus=cpus, num_gpus=gpus, include_dashboard=False,
              _node_ip_address="127.0.0.1")
     try:
-        summary = orchestration.run(settings, False, ray.cluster_resources(), trainable=probe)
+        summary = orchestration.run_search(settings, trainable=probe)
     finally:
         ray.shutdown()
     (out / "summary.json").write_text(json.dumps(summary, default=str))

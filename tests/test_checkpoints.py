@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from nas.orchestration import SearchSettings, run
+from nas.orchestration import SearchSettings, run_search
 from nas.orchestration.checkpoints import KeepBestCheckpoints, format_size, run_size
-from nas.orchestration.storage import RunLocation
+from nas.rundir.location import RunLocation
 from search_spaces.budget import parse_flops
 
 
@@ -138,7 +138,8 @@ def _checkpointed(run_dir: Path) -> set[str]:
 
 @pytest.mark.slow
 def test_search_keeps_best_k_and_resumes_after_deleting_the_rest(tmp_path, ray_instance, capsys):
-    from nas.orchestration.tuner import build_tuner, finish
+    from nas.orchestration.driver import finish
+    from nas.orchestration.tuner import build_tuner
 
     state = tmp_path / "state"
     state.mkdir()
@@ -146,7 +147,7 @@ def test_search_keeps_best_k_and_resumes_after_deleting_the_rest(tmp_path, ray_i
                        batch_size=32, trials=5, max_epochs=2, grace_epochs=1, reduction_factor=2, scheduler="none",
                        max_concurrent=1, cpus_per_trial=2, max_failures=0, storage_path=str(tmp_path), name="keep",
                        keep_checkpoints=2)
-    summary = run(s, False, ray_instance.cluster_resources(), trainable=make_fails_first(str(state)))
+    summary = run_search(s, trainable=make_fails_first(str(state)))
     failed = (state / "failed").read_text()
     frame = pd.read_csv(s.run_dir / "trials.csv", dtype={"trial_id": str}).set_index("trial_id")
     assert frame.at[failed, "outcome"] == "error"
@@ -161,7 +162,7 @@ def test_search_keeps_best_k_and_resumes_after_deleting_the_rest(tmp_path, ray_i
     assert "run size: " in capsys.readouterr().out
 
     # Tuner.restore with finished trials' checkpoints deleted: the errored trial resumes from its own
-    tuner, *_ = build_tuner(s, True, ray_instance.cluster_resources(), trainable=make_fails_first(str(state)))
+    tuner = build_tuner(s, True, ray_instance.cluster_resources(), trainable=make_fails_first(str(state)))
     grid = tuner.fit()
     assert not grid.errors
     finish(s, log=lambda *_: None)

@@ -88,7 +88,7 @@ INSPECT = """
 import io, json, sys
 import pandas as pd, ray
 from ray._private.state import actors
-from nas.orchestration.storage import RunLocation
+from nas.rundir.location import RunLocation
 ray.init(address="127.0.0.1:6379", log_to_driver=False)
 roles = {n["NodeID"]: ("worker" if "worker" in n["Resources"] else "head") for n in ray.nodes()}
 out = {"actors": {a: roles.get(info["Address"]["NodeID"], "?") for a, info in actors().items()

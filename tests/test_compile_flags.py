@@ -30,7 +30,7 @@ def eager_backend(monkeypatch):
 
 
 def test_nas_search_compile_flag_reaches_every_trial(tmp_path):
-    from nas.orchestration.settings import train_config
+    from nas.orchestration.plan import train_config
     from nas.search import build_parser, settings_from_args
 
     args = build_parser().parse_args(["--budget", "500MFLOPs", "--compile", "--storage-path", str(tmp_path)])

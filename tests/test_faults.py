@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from nas.orchestration import SearchSettings, run
+from nas.orchestration import SearchSettings, run_search
 from search_spaces.budget import parse_flops
 
 from .faulty_trainable import make_faulty
@@ -28,7 +28,7 @@ def test_faulty_trials_are_recorded_retried_and_the_search_completes(tmp_path, r
     state = tmp_path / "state"
     state.mkdir()
     s = settings(tmp_path)
-    summary = run(s, False, ray_instance.cluster_resources(), trainable=make_faulty(str(state)))
+    summary = run_search(s, trainable=make_faulty(str(state)))
     frame = pd.read_csv(s.run_dir / "trials.csv", dtype={"trial_id": str})
     assert len(frame) == 5 and frame["trial_id"].is_unique
     faults = {p.stem: p.read_text().split("\n")[0] for p in state.glob("*.attempts")}
@@ -69,7 +69,7 @@ def test_a_trial_failing_beyond_max_failures_is_an_error_row(tmp_path, ray_insta
         raise ValueError("broken data pipeline (injected)")
 
     s = settings(tmp_path, trials=2, max_failures=1, name="errors")
-    run(s, False, ray_instance.cluster_resources(), trainable=always_fails)
+    run_search(s, trainable=always_fails)
     frame = pd.read_csv(s.run_dir / "trials.csv", dtype={"trial_id": str})
     assert len(frame) == 2
     assert set(frame["outcome"]) == {"error"} and set(frame["status"]) == {"ERROR"}

@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 
 from nas.orchestration.ray_env import trial_resources
-from nas.orchestration.settings import (
-    SearchConfigError,
-    SearchSettings,
-    apply_preset,
-    resolve_space,
-    train_config,
-    validate,
-)
+from nas.orchestration.plan import apply_preset, check_settings, resolve_space, train_config
+from nas.orchestration.settings import SearchConfigError, SearchSettings
 from nas.search import build_parser, main, settings_from_args
 from tests import searchrun
 
@@ -32,12 +26,12 @@ def _settings(*flags: str) -> SearchSettings:
 # --- finding 1: relative data paths -------------------------------------------------------------------
 
 def test_relative_data_paths_reach_trials_as_absolute_paths(tmp_path, monkeypatch):
-    from nas.orchestration.settings import resolve_data_paths
+    from nas.orchestration.settings import with_absolute_paths
 
     (tmp_path / "data").mkdir()
     (tmp_path / "imgs").mkdir()
     monkeypatch.chdir(tmp_path)
-    settings = resolve_data_paths(_settings("--data-dir", "data", "--dataset", "imagefolder:imgs"))
+    settings = with_absolute_paths(_settings("--data-dir", "data", "--dataset", "imagefolder:imgs"))
     assert settings.data_dir == str(tmp_path / "data")
     assert settings.dataset == f"imagefolder:{tmp_path / 'imgs'}"
     monkeypatch.chdir("/")  # as Tune does, into each trial's own directory
@@ -125,7 +119,7 @@ def test_a_trial_trains_on_the_shipped_arrays_without_the_dataset_files(tmp_path
 
 
 def _small_arch() -> dict:
-    from nas.orchestration.settings import budget_of
+    from nas.orchestration.plan import budget_of
     from search_spaces import propose_many
 
     settings = _settings()
@@ -154,7 +148,7 @@ def test_ray_client_addresses_are_refused_pointing_to_ray_job_submit(capsys):
 
 
 def test_inside_a_ray_job_the_search_joins_the_jobs_cluster(monkeypatch):
-    from nas.search import job_address
+    from nas.orchestration.driver import job_address
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # what `ray job submit` gives the entrypoint
     assert job_address() == "127.0.0.1:6379"
@@ -170,7 +164,7 @@ def test_small_datasets_work_under_every_preset(preset):
 
     settings, _ = apply_preset(_settings("--dataset", "synthetic", "--train-subset", "192"),
                                has_gpu=preset == "gpu", full=preset == "full")
-    validate(settings)
+    check_settings(settings)
     data = prepare_data(TrainConfig.from_dict(train_config(settings, resolve_space(settings))), "cpu")
     assert len(data.eval) == 2048 // 10 and len(data.train) == 192
 
@@ -178,9 +172,9 @@ def test_small_datasets_work_under_every_preset(preset):
 def test_val_size_flag_is_checked_against_the_dataset():
     settings = _settings("--dataset", "synthetic", "--val-size", "300")
     assert settings.val_size == 300
-    validate(settings)
+    check_settings(settings)
     with pytest.raises(SearchConfigError) as err:
-        validate(_settings("--dataset", "synthetic", "--val-size", "5000"))
+        check_settings(_settings("--dataset", "synthetic", "--val-size", "5000"))
     assert err.value.setting == "val_size" and "2048" in str(err.value)
 
 

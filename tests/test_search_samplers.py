@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from nas.orchestration import SearchSettings, run
+from nas.orchestration import SearchSettings, run_search
 from search_spaces import Architecture, complexity
 from search_spaces.budget import Budget, parse_flops
 
@@ -28,7 +28,7 @@ def tiny(tmp_path, name, **kw) -> SearchSettings:
 ])
 def test_samplers_propose_feasible_trials(tmp_path, ray_instance, sampler, objective, free):
     s = tiny(tmp_path, sampler, sampler=sampler, objective=objective, free=free)
-    summary = run(s, False, ray_instance.cluster_resources())
+    summary = run_search(s)
     frame = pd.read_csv(s.run_dir / "trials.csv", dtype={"trial_id": str})
     assert len(frame) == 3 and set(frame["outcome"]) == {"completed"}
     budget = Budget(s.budget_flops)
@@ -43,7 +43,7 @@ def test_grid_sweep_runs_the_matched_architectures_once_per_seed(tmp_path, ray_i
     # Two epochs with grace 1 and reduction factor 2: under ASHA some points would stop after one.
     s = tiny(tmp_path, "grid", sampler="grid", cardinality=[1, 4], match="flops", seeds=2,
              budget_flops=parse_flops("600MFLOPs"), depths=[1, 1, 1, 1], max_epochs=2)
-    run(s, False, ray_instance.cluster_resources())
+    run_search(s)
     frame = pd.read_csv(s.run_dir / "trials.csv", dtype={"trial_id": str})
     assert len(frame) == 4
     assert set(frame["outcome"]) == {"completed"} and (frame["epochs"] == 2).all()  # every point trained fully

@@ -10,7 +10,8 @@ import pytest
 
 from nas.cli import run_main
 from nas.orchestration import SearchSettings
-from nas.orchestration.settings import resolve_space, write_search_json
+from nas.orchestration.plan import resolve_space, train_resolution
+from nas.orchestration.settings import write_search_json
 from nas.search import main
 from search_spaces import SPACES, Budget, complexity, get_space, load_space, space_to_dict
 from search_spaces.spaces import SPACE_FILES, SpaceFileError, space_from_dict
@@ -87,7 +88,7 @@ def test_search_json_records_the_space_searched(tmp_path):
     space = resolve_space(s)
     assert space.name == "tiny-cifar-free" and not space.shared and space.cardinalities == (2, 8)
     s.location.check_writable()
-    write_search_json(s, space, Budget(20_000_000, 0.1))
+    write_search_json(s, space, Budget(20_000_000, 0.1), train_resolution(s))
     info = json.loads((tmp_path / "run" / "search.json").read_text())
     assert info["space"] == "tiny-cifar" and info["settings"]["space_file"] == str(path)
     assert space_from_dict(info["space_definition"], "search.json") == space

@@ -1,4 +1,4 @@
-"""nas.orchestration.storage: a run's location on a local path or an object store, against a real S3
+"""nas.rundir.location: a run's location on a local path or an object store, against a real S3
 server (moto, 127.0.0.1) and a real Ray Tune run."""
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from nas.orchestration.storage import RunLocation, StorageError, ThrottledWriter, refuse_local_on_multinode
+from nas.rundir.location import RunLocation, StorageError, ThrottledWriter, refuse_local_on_multinode
 from tests.s3_server import s3_server, s3_uri  # noqa: F401  (fixtures)
 
 

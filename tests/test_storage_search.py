@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from nas.orchestration import SearchConfigError, SearchSettings, check_run_dir, load_settings
-from nas.orchestration.storage import RunLocation
+from nas.rundir.location import RunLocation
 from tests.s3_server import s3_server, s3_uri  # noqa: F401  (fixtures)
 
 from . import searchrun

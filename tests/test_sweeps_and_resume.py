@@ -16,8 +16,9 @@ import torch
 
 from nas import search as search_cmd
 from nas.orchestration import SearchSettings, apply_preset, scheduler_of
-from nas.orchestration.settings import train_config
-from nas.orchestration.tuner import finish, make_scheduler
+from nas.orchestration.driver import finish
+from nas.orchestration.plan import train_config
+from nas.orchestration.tuner import make_scheduler
 from search_spaces import get_space, template
 from search_spaces.budget import parse_flops
 
@@ -58,10 +59,10 @@ def test_dry_run_names_sweep_points_outside_the_budget_and_the_explicit_asha(cap
 
 
 def test_an_unknown_scheduler_is_refused_by_name(tmp_path):
-    from nas.orchestration import SearchConfigError, validate
+    from nas.orchestration import SearchConfigError, check_settings
 
     with pytest.raises(SearchConfigError) as exc:
-        validate(grid(storage_path=str(tmp_path), scheduler="hyperband", dataset="synthetic"))
+        check_settings(grid(storage_path=str(tmp_path), scheduler="hyperband", dataset="synthetic"))
     assert exc.value.setting == "scheduler"
 
 

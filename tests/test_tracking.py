@@ -183,9 +183,9 @@ def test_failed_trial_is_recorded_as_fail_with_its_last_epoch(tmp_path):
 def test_bad_storage_is_a_domain_error_naming_the_flag(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(tracking.TrackingError, match="^--optuna-storage: cannot write"):
+    with pytest.raises(tracking.TrackingError, match="^optuna_storage: cannot write"):
         tracking.optuna_storage(blocker / "sub" / "s.journal")
-    with pytest.raises(tracking.TrackingError, match="^--optuna-storage: cannot open"):
+    with pytest.raises(tracking.TrackingError, match="^optuna_storage: cannot open"):
         tracking.optuna_storage("nosuchdialect://x")
 
 
@@ -297,9 +297,9 @@ def test_parse_log():
     assert tracking.parse_log(None) == {}
     assert tracking.parse_log(["mlflow"]) == {"mlflow": None}
     assert tracking.parse_log(["mlflow=sqlite:///x.db"]) == {"mlflow": "sqlite:///x.db"}
-    with pytest.raises(tracking.TrackingError, match="^--log: unknown target 'wandb'"):
+    with pytest.raises(tracking.TrackingError, match="^log: unknown target 'wandb'"):
         tracking.parse_log(["wandb"])
-    with pytest.raises(tracking.TrackingError, match="^--log mlflow=: empty"):
+    with pytest.raises(tracking.TrackingError, match="^log: empty tracking URI"):
         tracking.parse_log(["mlflow="])
 
 

@@ -15,7 +15,7 @@ import pytest
 from nas.orchestration import SearchSettings
 from nas.orchestration.validation import COLUMNS, ValidationSettings, epoch_table, plan, select
 from nas.report import load_run, write_report
-from nas.report.schema import VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
+from nas.rundir.schema import VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
 from nas.search import stage_maps_line
 from search_spaces import template
 from tests.fake_run import write_fake_run

@@ -1,41 +1,58 @@
-"""Running a search on Ray Tune: what it is defined by, Ray itself, the Tuner, and the driver's callbacks.
+"""Running a search on Ray Tune. One module per job:
 
-    settings.py   SearchSettings, presets, validation, dataset facts, search.json
-    ray_env.py    Ray's environment, starting Ray, each trial's resources
-    tuner.py      searcher, scheduler, Tuner; run and finish a search
-    callbacks.py  ResultsTable (trials.csv, epochs.csv) and ProgressTable (imports ray: used by tuner.py only)
+    settings.py    what a search is: SearchSettings, what each setting accepts, search.json
+    plan.py        what it will try: space, budget, grid points, proposals, presets, check_settings
+    ray_env.py     Ray itself: its environment, starting or joining it, each trial's resources
+    tuner.py       assembling the Tuner: searcher, scheduler, callbacks (or restoring it)
+    driver.py      running it: run_search, from settings to summary, in the order it happens
+    data.py        the dataset, loaded once by the driver and shipped to every trial
+    callbacks.py   trials.csv / epochs.csv while it runs, the progress table, one line per trial
+    live.py        the live report.html, the progress table's redraw and time estimate
+    schedulers.py  ResumableASHA: ASHA that keeps its rungs across --resume
+    checkpoints.py KeepBestCheckpoints: checkpoints kept only where still needed; the run's size
+    gpu_retry.py   a trial that ran out of GPU memory on a shared GPU retries on a whole one
+    tracking.py    Optuna storage, TensorBoard, MLflow, the Ray dashboard's labels
+    validation.py  nas.validate: the top K and controls retrained at a higher fidelity
 
 Importing this package imports neither ray nor torch (see each module); errors are
-`SearchConfigError`s naming the SearchSettings field, which nas.search turns into `--flag: ...`.
+`SearchConfigError`s naming the SearchSettings field, which the commands turn into `--flag: ...`.
 """
 
-from .ray_env import configure_ray_env, start_ray, trial_resources
-from .settings import (
+from .driver import RayOptions, finish, run_search
+from .plan import (
     CPU_PRESET,
+    FULL_FLAGS,
     FULL_PRESET,
     GRID_ASHA_NOTE,
+    apply_preset,
+    budget_of,
+    check_settings,
+    grid_points,
+    outside_lines,
+    proposals,
+    resolve_space,
+    scheduler_of,
+    train_resolution,
+)
+from .ray_env import configure_ray_env, start_ray, trial_resources
+from .settings import (
+    ACCEPTS,
+    DEFAULT_KEEP_CHECKPOINTS,
+    MATCHES,
     OBJECTIVES,
     SAMPLERS,
     SCHEDULERS,
     SearchConfigError,
     SearchSettings,
-    apply_preset,
-    budget_of,
-    check_run_dir,
-    dataset_shape,
-    grid_points,
+    from_keywords,
     load_settings,
-    outside_lines,
-    proposals,
-    resolve_space,
-    scheduler_of,
-    validate,
+    with_absolute_paths,
 )
-from .tuner import build_tuner, finish, run
 
 __all__ = [
-    "CPU_PRESET", "FULL_PRESET", "GRID_ASHA_NOTE", "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "SearchConfigError",
-    "SearchSettings", "apply_preset", "budget_of", "build_tuner", "check_run_dir", "configure_ray_env",
-    "dataset_shape", "finish", "grid_points", "load_settings", "outside_lines", "proposals", "resolve_space", "run",
-    "scheduler_of", "start_ray", "trial_resources", "validate",
+    "ACCEPTS", "CPU_PRESET", "DEFAULT_KEEP_CHECKPOINTS", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "MATCHES",
+    "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "RayOptions", "SearchConfigError", "SearchSettings", "apply_preset",
+    "budget_of", "check_settings", "configure_ray_env", "finish", "from_keywords", "grid_points", "load_settings",
+    "outside_lines", "proposals", "resolve_space", "run_search", "scheduler_of", "start_ray", "train_resolution",
+    "trial_resources", "with_absolute_paths",
 ]

@@ -1,7 +1,7 @@
 """Tune callbacks of the search's driver: the results table and the progress table.
 
 ResultsTable keeps RUN_DIR/trials.csv (one row per trial) and RUN_DIR/epochs.csv (one row per
-trial-epoch) current while the search runs, in the format of nas.report.schema. Ray already keeps
+trial-epoch) current while the search runs, in the format of nas.rundir.schema. Ray already keeps
 every result (ResultGrid, each trial's progress.csv), but scattered over trial directories and keyed
 by config paths; users and the report want one flat table with the architecture's own columns (C, d,
 depths, FLOPs), which is what this module adds. ProgressTable prints a live, readable table of the
@@ -24,8 +24,8 @@ from ray.tune import Callback
 
 from search_spaces import Architecture, complexity
 
-from ..report.schema import EPOCH_COLUMNS, EPOCHS_CSV, TRIAL_COLUMNS, TRIALS_CSV, json_value
-from .storage import RunLocation, ThrottledWriter
+from ..rundir.location import RunLocation, ThrottledWriter
+from ..rundir.schema import EPOCH_COLUMNS, EPOCHS_CSV, TRIAL_COLUMNS, TRIALS_CSV, json_value
 
 
 def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:

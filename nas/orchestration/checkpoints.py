@@ -109,7 +109,7 @@ def _delete(ckpt) -> None:
 
 
 def run_size(location) -> int:
-    """Bytes under RUN_DIR (a nas.orchestration.storage.RunLocation; any pyarrow filesystem)."""
+    """Bytes under RUN_DIR (a nas.rundir.location.RunLocation; any pyarrow filesystem)."""
     infos = location.fs.get_file_info(pafs.FileSelector(location.path(), allow_not_found=True, recursive=True))
     return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
 

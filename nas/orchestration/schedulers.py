@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 from ray.tune.schedulers import ASHAScheduler
 
-from ..report.schema import EPOCHS_CSV
-from .storage import RunLocation
+from ..rundir.location import RunLocation
+from ..rundir.schema import EPOCHS_CSV
 
 
 class ResumableASHA(ASHAScheduler):

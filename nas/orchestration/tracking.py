@@ -23,6 +23,8 @@ from typing import Any
 # label_process lives in trials (the trainable calls it; trials must not import nas): re-exported here.
 from trials.labels import label_process, process_title
 
+from ..errors import SettingError
+
 JOURNAL_FILE = "optuna.journal"
 # Tune result keys recorded on each Optuna trial (the first epoch's static figures and the last epoch's).
 TRIAL_ATTRS = ("flops", "flops_train", "params", "epoch", "status", "reason", "images_per_second", "seconds")
@@ -31,8 +33,8 @@ TRIAL_RUN_TAG = "trial_id"
 PARENT_RUN_TAG = "nas.run_dir"
 
 
-class TrackingError(ValueError):
-    """A tracking setting that cannot work; the message starts with the flag it came from."""
+class TrackingError(SettingError):
+    """A tracking setting (optuna_storage, log) that cannot work."""
 
 
 # --- Optuna storage ----------------------------------------------------------------------------------
@@ -52,7 +54,7 @@ def optuna_storage(target: str | os.PathLike):
         try:
             return optuna.storages.RDBStorage(text)
         except Exception as exc:  # sqlalchemy's errors for a bad URL or an unreachable database
-            raise TrackingError(f"--optuna-storage: cannot open {text!r} ({exc})") from None
+            raise TrackingError("optuna_storage", "cannot open {text!r} ({exc})", text=text, exc=exc) from None
     path = Path(text).expanduser()
     if path.is_dir() or not path.suffix:
         path = path / JOURNAL_FILE
@@ -60,7 +62,8 @@ def optuna_storage(target: str | os.PathLike):
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = optuna.storages.journal.JournalFileBackend(str(path.resolve()))
     except OSError as exc:
-        raise TrackingError(f"--optuna-storage: cannot write {path} ({exc.strerror or exc})") from None
+        raise TrackingError("optuna_storage", "cannot write {path} ({why})",
+                            path=path, why=exc.strerror or exc) from None
     return optuna.storages.JournalStorage(backend)
 
 
@@ -208,16 +211,15 @@ def parse_log(values: list[str] | None) -> dict[str, str | None]:
     for value in values or []:
         name, _, uri = value.partition("=")
         if name != "mlflow":
-            raise TrackingError(f"--log: unknown target {name!r}; accepted: mlflow[=TRACKING_URI]")
+            raise TrackingError("log", "unknown target {name!r}; accepted: mlflow[=TRACKING_URI]", name=name)
         if "=" in value and not uri:
-            raise TrackingError("--log mlflow=: empty tracking URI")
+            raise TrackingError("log", "empty tracking URI (mlflow=)")
         targets[name] = uri or None
     if "mlflow" in targets:
         try:
             import mlflow  # noqa: F401
         except ImportError:
-            raise TrackingError("--log mlflow: MLflow is not installed; pip install 'resnext-nas[mlflow]'"
-                                ) from None
+            raise TrackingError("log", "MLflow is not installed; pip install 'resnext-nas[mlflow]'") from None
     return targets
 
 
@@ -328,6 +330,81 @@ def mlflow_callbacks(tracking_uri: str, experiment_name: str, parent_run_id: str
     return [logger(tracking_uri, experiment_name=experiment_name, parent_run_id=parent_run_id)]
 
 
+# --- a search's tracking, set up and closed (the driver's calls) -----------------------------------------
+
+def check_tracking(settings) -> None:
+    """--log targets known (and MLflow installed); --optuna-storage a URL or a path (opened later)."""
+    parse_log(settings.log)
+    if settings.optuna_storage is not None and not settings.optuna_storage.strip():
+        raise TrackingError("optuna_storage", "empty; give a path (journal file) or an RDB URL")
+
+
+def check_new_study(settings) -> None:
+    """A new run's study must be new: on a shared --optuna-storage a run of the same name would otherwise
+    continue (and show merged with) another run's study, whose proposals TPE would fit."""
+    if settings.optuna_storage is None or settings.sampler == "grid":
+        return  # the default journal lives in the new (empty) run directory
+    import optuna
+
+    name = study_name(settings.name)
+    if name in optuna.study.get_all_study_names(optuna_storage(settings.optuna_storage)):
+        raise TrackingError("name", "the Optuna storage {storage} already holds the study {study} of another run; "
+                            "give another {name} (or {resume} that run)", storage=settings.optuna_storage, study=name)
+
+
+def search_mlflow_uri(settings) -> str | None:
+    """The MLflow tracking URI of a search's `--log mlflow[=URI]`, None without it."""
+    targets = parse_log(settings.log)
+    return mlflow_tracking_uri(targets["mlflow"], settings.run_dir) if "mlflow" in targets else None
+
+
+def tracking_callbacks(settings) -> list:
+    """`--log mlflow[=URI]`: the search's parent run and one nested MLflow run per trial (new runs only:
+    on --resume Tune unpickles these callbacks with the Tuner)."""
+    from dataclasses import asdict
+
+    uri = search_mlflow_uri(settings)
+    if uri is None:
+        return []
+    parent = start_parent_run(uri, settings.name, settings.run_dir, params=asdict(settings))
+    return mlflow_callbacks(uri, settings.name, parent, run_dir=settings.run_dir)
+
+
+def finish_tracking(settings, summary: dict[str, Any], log=print, trial_ids: set[str] | None = None) -> dict[str, Any]:
+    """The search's files and best accuracy on its MLflow parent run (closed); where to look."""
+    out: dict[str, Any] = {}
+    if settings.sampler != "grid":
+        target = settings.optuna_storage or settings.location.local_dir
+        if target:
+            out["optuna_storage"] = storage_url(target)
+    uri = search_mlflow_uri(settings)
+    if uri is not None:
+        try:
+            metrics = {"best_val_accuracy": summary["best_val_accuracy"]} if "best_val_accuracy" in summary else {}
+            parent = start_parent_run(uri, settings.name, settings.run_dir)
+            if trial_ids is not None:
+                _close_lost_mlflow_runs(uri, parent, trial_ids)
+            log_parent_run(uri, parent, settings.run_dir, metrics=metrics)
+            out["mlflow"] = uri
+        except Exception as exc:  # a tracking server's failure must not lose a finished search
+            log(f"warning: MLflow parent run not updated: {exc}")
+    return out
+
+
+def _close_lost_mlflow_runs(uri: str, parent: str, trial_ids: set[str]) -> None:
+    """A driver killed after starting a trial but before saving its state leaves that trial's MLflow run
+    RUNNING; Tune never runs it again (the resumed search asks for a new one): mark it KILLED, "lost"
+    (as tracking marks its Optuna trial)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_run(parent).info.experiment_id
+    for run in client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000):
+        if run.info.status == "RUNNING" and run.data.tags.get(TRIAL_RUN_TAG) not in trial_ids:
+            client.set_tag(run.info.run_id, "outcome", "lost")
+            client.set_terminated(run.info.run_id, "KILLED")
+
+
 # --- Ray dashboard -----------------------------------------------------------------------------------------
 
 def dashboard_line(url: str, token_path: str | os.PathLike | None = None) -> str:
@@ -348,7 +425,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "JOURNAL_FILE", "TrackingError", "dashboard_command", "dashboard_line", "label_process", "load_study",
+    "JOURNAL_FILE", "TrackingError", "check_new_study", "check_tracking", "dashboard_command", "finish_tracking",
+    "search_mlflow_uri", "tracking_callbacks", "dashboard_line", "label_process", "load_study",
     "process_title",
     "log_parent_run", "mlflow_callbacks", "mlflow_tracking_uri", "optuna_storage", "parse_log",
     "start_parent_run", "storage_url", "study_name", "tensorboard_scalars", "tracked_optuna_search",

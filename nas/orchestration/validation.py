@@ -20,9 +20,10 @@ import pandas as pd
 
 from ..errors import SettingError
 from ..report.run_data import RunData, load_run
-from ..report.schema import SEARCH_JSON, VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
+from ..rundir.schema import SEARCH_JSON, VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
+from .plan import resolve_space, train_config, train_resolution
 from .ray_env import trial_resources
-from .settings import SearchSettings, resolve_space, train_config
+from .settings import SearchSettings
 from .tuner import trial_dirname
 
 PLAN_JSON = "plan.json"
@@ -108,8 +109,8 @@ def at_fidelity(settings: SearchSettings, epochs: int, resolution: int | None) -
     return settings, train_config(settings, resolve_space(settings))
 
 
-def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, train: dict, seeds: int | list[int],
-                cluster: dict[str, float], folder: str = VALIDATION):
+def build_validation_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, train: dict,
+                           seeds: int | list[int], cluster: dict[str, float], folder: str = VALIDATION):
     """A new Tuner over (architecture, seed), or the one RUN_DIR/<folder>/ holds (resumed). `seeds`: how
     many (from the search's seed on), or the seeds themselves (benchmarks/proxy_ranking.py keeps a proxy's
     seeds apart from the validation's)."""
@@ -118,7 +119,6 @@ def build_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, t
     from trials import train_trial
 
     from .callbacks import TrialLines  # imports ray
-    from .settings import train_resolution
 
     trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution(settings)))
     exp = run_dir / folder
@@ -196,18 +196,17 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def validate(run_dir: str | Path, vs: ValidationSettings, cluster: dict[str, float]) -> Path:
+def retrain_for_validation(run_dir: str | Path, vs: ValidationSettings, cluster: dict[str, float]) -> Path:
     """Run (or continue) the validation on the Ray instance this process is connected to; write
     validation.csv and the run's report (which gains "Does the search's ranking hold?"); return the
     CSV's path."""
-    from .settings import train_resolution
 
     run, settings, chosen, train = plan(run_dir, vs)
     run_dir = run.run_dir
     out = run_dir / VALIDATION
     out.mkdir(exist_ok=True)
     (out / PLAN_JSON).write_text(json.dumps(_wanted(vs, chosen), indent=1))
-    tuner = build_tuner(run_dir, settings, chosen, train, vs.seeds, cluster)
+    tuner = build_validation_tuner(run_dir, settings, chosen, train, vs.seeds, cluster)
     results = tuner.fit()
     resolution = train_resolution(settings)
     write_csv(epoch_table(results, chosen, resolution), out / VALIDATION_EPOCHS_CSV)
@@ -215,4 +214,5 @@ def validate(run_dir: str | Path, vs: ValidationSettings, cluster: dict[str, flo
 
 
 __all__ = ["VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "ValidationError", "ValidationSettings",
-           "at_fidelity", "build_tuner", "epoch_table", "plan", "select", "table", "validate", "write_csv"]
+           "at_fidelity", "build_validation_tuner", "epoch_table", "plan", "retrain_for_validation", "select", "table",
+           "write_csv"]

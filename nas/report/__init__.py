@@ -2,7 +2,6 @@
 best architectures. Plain files in, plain files out: no Ray, and it knows no command line (its errors
 are `RunDataError`s naming the setting; nas.analyze and nas.export turn them into `--flag: ...`).
 
-    schema.py      the run directory's format: file names, columns and dtypes, outcomes, colours
     run_data.py    load_run: the run directory into pandas
     figures.py     the plotly figures
     importance.py  hyperparameter importance (optuna.importance)
@@ -10,8 +9,9 @@ are `RunDataError`s naming the setting; nas.analyze and nas.export turn them int
     write.py       write_report: report.html, trials.parquet, architectures/*.json
     export.py      export_top: the best architectures, with the best one's weights
 
-Its names load on first use (PEP 562 `__getattr__`), on purpose: the search's driver imports
-nas.report.schema to write the run directory, and should not pay for pandas and plotly to do so.
+The run directory's format and location are `nas.rundir`'s (below this package and the orchestration).
+Its names load on first use (PEP 562 `__getattr__`), on purpose: the search's driver imports this
+package only when it writes the report, and should not pay for pandas and plotly before.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 _HOMES = {
     "export_top": "export", "Section": "figures", "build_sections": "figures", "pareto_front": "figures",
     "RunData": "run_data", "RunDataError": "run_data",
-    "load_run": "run_data", "normalize_trials": "run_data", "OUTCOMES": "schema", "json_value": "schema",
+    "load_run": "run_data", "normalize_trials": "run_data",
     "report_run": "write", "write_report": "write",
 }
 

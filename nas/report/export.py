@@ -19,10 +19,10 @@ from typing import Any
 
 from search_spaces import Architecture, build_model, save_architecture, with_io
 
-from ..orchestration.storage import RunLocation
+from ..rundir.location import RunLocation
+from ..rundir.schema import EXPORT, json_value
 from .deploy import EXPORT_EXTRA, DeployError, check_formats, export_model, has_safetensors, save_weights
 from .run_data import RunData, RunDataError, load_run, run_location, safe_name
-from .schema import EXPORT, json_value
 
 DEFAULT_TOP = 5
 METRICS = ("outcome", "accuracy", "val_accuracy", "best_val_accuracy", "val_loss", "train_loss", "epochs",

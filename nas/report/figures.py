@@ -24,11 +24,11 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from ..rundir.schema import MEASURED, OTHER_COLOR, OUTCOME_COLORS, VALIDATION, VALIDATION_CSV, json_value
 from . import evidence as ev
 from .evidence_figures import importance_figure, rank_scatter
 from .importance import searched_columns
 from .run_data import RunData, depth_columns
-from .schema import MEASURED, OTHER_COLOR, OUTCOME_COLORS, VALIDATION, VALIDATION_CSV, json_value
 
 N_BOOT = 1000  # bootstrap resamples for the medians' intervals (1000 x a few groups: milliseconds)
 N_BOOT_IMPORTANCE = 100  # each resample is one optuna evaluation, 15-30 ms (evidence.py): ~3 s a figure

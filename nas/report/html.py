@@ -16,9 +16,7 @@ import pandas as pd
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from .figures import Section
-from .run_data import RunData
-from .schema import (
+from ..rundir.schema import (
     ARCHITECTURES,
     EPOCHS_CSV,
     FAILED,
@@ -28,6 +26,8 @@ from .schema import (
     TRIALS_CSV,
     TRIALS_PARQUET,
 )
+from .figures import Section
+from .run_data import RunData
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0; color: #222;

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..rundir.schema import json_value
 from .run_data import param_columns
-from .schema import json_value
 
 # What is ranked is what trained: the architecture's own columns (cardinality, width, base width,
 # depths), not the sampler's encoding of them. Ray copies the sampler's suggested values into each

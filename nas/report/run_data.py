@@ -1,7 +1,7 @@
 """A search's run directory, read into pandas: `search.json`, `trials.csv` and `epochs.csv`.
 
 The run directory is wherever the search stored it: a local or shared path, or an object-store URI
-(`s3://bucket/runs/NAME?endpoint_override=...`), read through nas.orchestration.storage.RunLocation.
+(`s3://bucket/runs/NAME?endpoint_override=...`), read through nas.rundir.location.RunLocation.
 
 Only plain files are read (CSV and JSON; nothing is unpickled). Every column the analysis uses is
 present after loading, with the contract's dtype, whatever the run wrote: a search still running, an
@@ -26,8 +26,8 @@ import pandas as pd
 from search_spaces import Architecture, ArchitectureError
 
 from ..errors import SettingError
-from ..orchestration.storage import RunLocation, StorageError
-from .schema import (
+from ..rundir.location import RunLocation, StorageError
+from ..rundir.schema import (
     EPOCH_COLUMNS,
     EPOCHS_CSV,
     FAILED,
@@ -122,7 +122,7 @@ def run_location(run: str | Path | RunLocation) -> RunLocation:
     try:
         return RunLocation.from_run_uri(str(run))
     except StorageError as exc:
-        raise RunDataError("run_dir", "{why}", why=str(exc).split(": ", 1)[-1]) from None
+        raise RunDataError("run_dir", exc.message, **exc.values) from None
 
 
 def load_run(run_dir: str | Path | RunLocation) -> RunData:

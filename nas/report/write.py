@@ -15,11 +15,11 @@ from pathlib import Path
 
 from search_spaces import save_architecture
 
-from ..orchestration.storage import RunLocation
+from ..rundir.location import RunLocation
+from ..rundir.schema import ARCHITECTURES, REPORT_HTML, TRIALS_PARQUET
 from .figures import Section, build_sections
 from .html import render
 from .run_data import RunData, RunDataError, load_run, safe_name, trials_for_export
-from .schema import ARCHITECTURES, REPORT_HTML, TRIALS_PARQUET
 
 DEFAULT_TOP = 10
 

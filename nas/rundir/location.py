@@ -26,17 +26,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
+from ..errors import SettingError
 
-class StorageError(ValueError):
-    """A run location that cannot be used; `setting` names the user-facing setting."""
+_SECRET_QUERY = ("access_key", "secret_key", "session_token")  # never printed
+
+
+class StorageError(SettingError):
+    """A run location that cannot be used; `setting` names the setting that gave it (str: "setting: why")."""
 
     def __init__(self, message: str, setting: str = "storage_path") -> None:
-        super().__init__(f"{setting}: {message}")
-        self.setting = setting
+        super().__init__(setting, "{why}", why=message)
 
 
 def is_uri(path: str) -> bool:
@@ -123,6 +126,16 @@ class RunLocation:
             return self.root
         s = urlsplit(self.run_uri)
         return urlunsplit((s.scheme, s.netloc, s.path, "", ""))
+
+    @property
+    def public_uri(self) -> str:
+        """RUN_DIR as users pass it back (`--resume`, nas.analyze, nas.export): the run URI with its endpoint
+        query, but without credentials should a URI carry any."""
+        if self.is_local:
+            return self.root
+        s = urlsplit(self.run_uri)
+        query = urlencode([(k, v) for k, v in parse_qsl(s.query) if k not in _SECRET_QUERY], safe=":")
+        return urlunsplit((s.scheme, s.netloc, s.path, query, ""))
 
     @property
     def local_dir(self) -> Path | None:

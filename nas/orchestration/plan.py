@@ -1,0 +1,231 @@
+"""What a search will try: the space and the budget its settings name, the grid's points, the first
+proposals (for --dry-run), each trial's fixed training settings, the resolutions trials train at, and
+the size presets; `check_settings`, everything that can be refused before Ray starts.
+
+trials (torch) is imported inside `dataset_shape` on purpose: `nas.search --dry-run` stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from search_spaces import (
+    Architecture,
+    Budget,
+    BudgetError,
+    FeasibleSampler,
+    MatchedPoint,
+    SearchSpace,
+    SpaceFileError,
+    capacity_matched,
+    get_space,
+    load_space,
+    propose_many,
+    smallest_resolution,
+    template,
+)
+
+from .settings import SearchConfigError, SearchSettings, check_fields
+
+# The CPU preset (2 cores, under 15 minutes, >= 8 trials): measured in docs/performance.md.
+CPU_PRESET = {"trials": 9, "max_epochs": 2, "grace_epochs": 1, "reduction_factor": 2, "train_subset": 2000,
+              "val_size": 1000}
+FULL_PRESET = {"trials": 64, "max_epochs": 12, "grace_epochs": 1, "reduction_factor": 3}
+FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
+
+# Training images of the datasets whose size is fixed (an image folder's is known once it is scanned,
+# nas.orchestration.data.check_sizes): --val-size is refused before Ray starts.
+TRAIN_IMAGES = {"fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000, "synthetic": 2048}
+
+# A sweep compares settings at equal training; ASHA would stop most of them after `grace_epochs`. So
+# grid runs without a scheduler unless one is asked for.
+GRID_ASHA_NOTE = ("note: --scheduler asha with the grid sweep: ASHA stops the settings it ranks low early, so "
+                  "they are compared at unequal training (leave --scheduler out to train every point fully)")
+
+
+# --- datasets: channels and classes decide the architecture's ends ---------------------------------
+
+def dataset_shape(dataset: str, data_dir: str | None) -> tuple[int, int, int]:
+    """(channels, classes, native resolution) of a dataset, without loading it (trials' registry)."""
+    from trials import DatasetError, describe_dataset  # imports torch: only when a search is set up
+
+    try:
+        info = describe_dataset(dataset)
+    except DatasetError as exc:
+        raise SearchConfigError("dataset", "{error}", error=str(exc)) from None
+    return info.channels, info.classes, info.resolution
+
+
+def train_resolution(settings: SearchSettings) -> int:
+    """The resolution trials train at: --train-resolution, else the dataset's own."""
+    return settings.train_resolution or dataset_shape(settings.dataset, settings.data_dir)[2]
+
+
+def gpu_train_resolution(settings: SearchSettings) -> int:
+    """Where trials train on a GPU unless --train-resolution says otherwise: the smallest resolution, from
+    the dataset's own up, at which every stage of the space's stem keeps maps of at least 2x2 (33 for
+    28x28 Fashion-MNIST on the imagenet stem; the dataset's own where it already does). On 1x1 maps a
+    3x3 grouped convolution is its centre tap, so the proxy would not test that stage's cardinality.
+    Measured (docs/results.md, "Which proxy ranks better per unit of compute"): on 2 CPU cores, 9
+    architectures, at the same training compute a 1-epoch 33x33 proxy ranked them like a 3-epoch 28x28
+    validation as well as the 2-epoch 28x28 one (Kendall tau +0.67 vs +0.70, paired difference -0.04
+    [-0.60, +0.31]), and picked the validation's best. The CPU preset stays at the dataset's own: 33x33
+    costs 2.2x the FLOPs per epoch, which its 15-minute budget cannot pay."""
+    space = resolve_space(settings)
+    return smallest_resolution(template(space.default_depths, 1, 64, stem=space.stem), 2,
+                               start=train_resolution(settings))
+
+
+# --- the space, the budget, the trials' fixed settings ----------------------------------------------
+
+def resolve_space(settings: SearchSettings) -> SearchSpace:
+    # Architectures keep the template's nominal ends (3 channels; 1000 classes for ImageNet, 10 for
+    # CIFAR), so a budget means what it means in the paper (ResNet-50 = 4.09 GFLOPs at 224); each trial
+    # adapts the stem's input channels and the classifier to its dataset (trials.loop).
+    if settings.space_file:
+        try:
+            space = load_space(settings.space_file)
+        except SpaceFileError as exc:
+            raise SearchConfigError("space_file", "{error}", error=str(exc)) from None
+        space = replace(space, shared=False, name=f"{space.name}-free") if settings.free else space
+    else:
+        try:
+            space = get_space(settings.space, shared=not settings.free)
+        except (KeyError, ValueError) as exc:
+            raise SearchConfigError("space", "{error}", error=str(exc).strip("'\"")) from None
+    dataset_shape(settings.dataset, settings.data_dir)  # a bad --dataset fails here, before Ray starts
+    if settings.budget_resolution:
+        space = space.with_resolution(settings.budget_resolution)
+    return space
+
+
+def budget_of(settings: SearchSettings) -> Budget:
+    return Budget(settings.budget_flops, settings.tolerance)
+
+
+def grid_points(settings: SearchSettings, space: SearchSpace, budget: Budget) -> list[MatchedPoint]:
+    return capacity_matched(space, budget, settings.cardinality, settings.match, settings.depths)
+
+
+def outside_lines(points: list[MatchedPoint]) -> list[str]:
+    """One line per sweep point outside the budget's feasible window, saying by how much and why."""
+    return [f"note: sweep point {p.outside}" for p in points if not p.in_budget]
+
+
+def scheduler_of(settings: SearchSettings) -> str:
+    """The scheduler a search runs: the one asked for, else ASHA, except for the grid sweep (none)."""
+    if settings.scheduler is not None:
+        return settings.scheduler
+    return "none" if settings.sampler == "grid" else "asha"
+
+
+def expected_trials(settings: SearchSettings) -> int:
+    """How many trials the search will run (the progress table's estimate of what remains)."""
+    if settings.sampler == "grid":
+        return len(settings.cardinality) * settings.seeds
+    return settings.trials or 0
+
+
+def proposals(settings: SearchSettings, samples: int) -> list[Architecture]:
+    """What a search would try first, without Ray: the grid's points, or the first `samples` proposals of
+    TPE or random sampling (other samplers start with random proposals)."""
+    space, budget = resolve_space(settings), budget_of(settings)
+    if settings.sampler == "grid":
+        return [p.arch for p in grid_points(settings, space, budget)]
+    sampler = "tpe" if settings.sampler == "tpe" else "random"
+    return propose_many(space, budget, samples, sampler, settings.seed)
+
+
+def train_config(settings: SearchSettings, space: SearchSpace) -> dict[str, Any]:
+    """The `train` part of every trial's config (trials.TrainConfig fields)."""
+    config = {
+        "dataset": settings.dataset, "data_dir": settings.data_dir, "epochs": settings.max_epochs,
+        "train_subset": settings.train_subset, "val_size": settings.val_size,
+        "train_resolution": settings.train_resolution,
+        "budget_resolution": space.resolution, "seed": settings.seed,
+        # Trial seeds (the grid's --seeds) vary initialisation and data order; the validation split and
+        # the training subset stay those of the search's seed.
+        "split_seed": settings.seed,
+        "batch_size": settings.batch_size, "lr": settings.lr, "compile": settings.compile or None,
+    }
+    return {k: v for k, v in config.items() if v is not None}
+
+
+# --- presets and validation ----------------------------------------------------------------------
+
+def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[SearchSettings, dict[str, Any]]:
+    """Fill unset sizes: full search on a GPU (or with `full`), the measured CPU preset otherwise. On a
+    GPU, trials also train at gpu_train_resolution unless a training resolution is set. Trials kept off
+    the GPU (`gpus_per_trial` 0) count as no GPU.
+
+    Returns the settings and, for the CPU preset, what it scaled down ({} otherwise).
+    """
+    has_gpu = has_gpu and settings.gpus_per_trial != 0
+    preset = FULL_PRESET if (has_gpu or full) else CPU_PRESET
+    changes = {k: v for k, v in preset.items() if k in asdict(settings) and not getattr(settings, k)}
+    scaled: dict[str, Any] = {}
+    if preset is CPU_PRESET:
+        if settings.train_subset is None:
+            changes["train_subset"] = preset["train_subset"]
+        if settings.dataset != "fashion-mnist":
+            changes.pop("train_subset", None)
+        if TRAIN_IMAGES.get(settings.dataset, 0) < 10 * preset["val_size"]:
+            # a small or unknown-size dataset (image folders): the trials' min(5000, n // 10) instead
+            changes.pop("val_size", None)
+        scaled = dict(changes)
+    elif has_gpu and settings.train_resolution is None and gpu_train_resolution(settings) != train_resolution(settings):
+        changes["train_resolution"] = gpu_train_resolution(settings)
+    settings = replace(settings, **changes, scheduler=scheduler_of(settings))
+    _check_grace(settings)
+    return settings, scaled
+
+
+def _check_grace(settings: SearchSettings) -> None:
+    if settings.grace_epochs and settings.max_epochs and settings.grace_epochs > settings.max_epochs:
+        raise SearchConfigError("grace_epochs", "{grace} exceeds {max_epochs} {max}",
+                                grace=settings.grace_epochs, max=settings.max_epochs)
+
+
+def check_settings(settings: SearchSettings) -> None:
+    """Everything that can be refused before Ray starts is refused here (nothing is written yet): each
+    setting alone, their combinations, the data, the tracking targets, the space and the budget."""
+    check_fields(settings)
+    if settings.data_dir is not None and not Path(settings.data_dir).expanduser().is_dir():
+        raise SearchConfigError("data_dir", "{path} is not a directory", path=settings.data_dir)
+    _check_grace(settings)
+    if settings.sampler == "cmaes" and settings.objective != "accuracy":
+        # Optuna's CmaEsSampler raises on a multi-objective study at its first proposal
+        raise SearchConfigError("sampler", "cmaes optimises one objective; with {objective} {value} use "
+                                "nsga2, tpe or random", value=settings.objective)
+    if settings.sampler == "grid" and settings.objective != "accuracy":
+        raise SearchConfigError("objective", "{value} needs a sampler; the grid sweep trains every point "
+                                "(leave {objective} out)", value=settings.objective)
+    n_train = TRAIN_IMAGES.get(settings.dataset)
+    if settings.val_size is not None and n_train is not None and settings.val_size >= n_train:
+        raise SearchConfigError("val_size", "{val} must be below the {n} training images of {dataset}",
+                                val=settings.val_size, n=n_train, dataset=settings.dataset)
+    from .tracking import check_tracking
+
+    check_tracking(settings)
+    space = resolve_space(settings)
+    try:
+        if settings.sampler == "grid":
+            grid_points(settings, space, budget_of(settings))  # wrong depths, unreachable budget
+        else:
+            FeasibleSampler(space, budget_of(settings))  # unreachable budget: the error gives the space's range
+    except BudgetError as exc:
+        raise SearchConfigError("budget_flops", "{error}", error=str(exc)) from None
+    except ValueError as exc:  # "depths: ...", "cardinality: ...": the spaces name the setting first
+        setting, _, why = str(exc).partition(": ")
+        if setting not in ("depths", "cardinality", "match") or not why:
+            setting, why = "space", str(exc)
+        raise SearchConfigError(setting, "{why}", why=why) from None
+
+
+__all__ = [
+    "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "TRAIN_IMAGES", "apply_preset", "budget_of",
+    "check_settings", "dataset_shape", "expected_trials", "gpu_train_resolution", "grid_points", "outside_lines",
+    "proposals", "resolve_space", "scheduler_of", "train_config", "train_resolution",
+]
