@@ -10,6 +10,7 @@ import pytest
 
 from nas.report import evidence as ev
 from nas.report import evidence_figures as evf
+from nas.rundir.schema import MEASURED
 
 
 def make_run(rows):
@@ -41,7 +42,7 @@ ARTEFACT = [
 def test_equal_epoch_trend_does_not_pool_fidelities():
     trials, epochs = make_run(ARTEFACT)
     # What pooling each trial's final accuracy says (today's report): C=2 is best.
-    pooled = trials[trials["outcome"].isin(ev.MEASURED)].assign(accuracy=trials["best_val_accuracy"])
+    pooled = trials[trials["outcome"].isin(MEASURED)].assign(accuracy=trials["best_val_accuracy"])
     pooled_med = ev.grouped_median_ci(pooled, "cardinality", "accuracy", n_boot=50)
     assert pooled_med.set_index("cardinality")["median"].idxmax() == 2
 

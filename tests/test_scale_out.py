@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.orchestration.ray_env import trial_resources
 from nas.orchestration.plan import apply_preset, check_settings, resolve_space, train_config
+from nas.orchestration.ray_env import trial_resources
 from nas.orchestration.settings import SearchConfigError, SearchSettings
 from nas.search import build_parser, main, settings_from_args
 from tests import searchrun

@@ -2,12 +2,26 @@
 best architectures. Plain files in, plain files out: no Ray, and it knows no command line (its errors
 are `RunDataError`s naming the setting; nas.analyze and nas.export turn them into `--flag: ...`).
 
-    run_data.py    load_run: the run directory into pandas
-    figures.py     the plotly figures
-    importance.py  hyperparameter importance (optuna.importance)
-    html.py        the page
-    write.py       write_report: report.html, trials.parquet, architectures/*.json
-    export.py      export_top: the best architectures, with the best one's weights
+    run_data.py               load_run: the run directory into pandas
+    evidence.py               equal-fidelity subsets, bootstrap intervals, rank agreement (numbers only)
+    importance.py             hyperparameter importance (optuna.importance)
+    _plotting.py              what the figures share: layout, titles, colours, trial points, medians, Section
+    figures/                  the report's plotly figures, one module per section family; build_sections
+      cardinality_width.py    accuracy vs cardinality C and vs bottleneck width d, medians with intervals
+      depth.py                accuracy vs depth, total and per stage
+      matched.py              the capacity-matched sweep: error vs cardinality, one point per seed
+      edf.py                  error EDFs per cardinality
+      cost.py                 accuracy vs FLOPs and vs parameters, the Pareto front
+      throughput.py           accuracy vs measured training speed, throughput per cardinality
+      curves.py               learning curves, where ASHA stopped trials
+      param_importance.py     hyperparameter importance with its bootstrap spread
+      ranking.py              does the search's ranking hold: proxy vs validated accuracy (validation.csv)
+    evidence_figures.py       evidence.py's results drawn: medians with intervals, EDFs, importance, ranks
+    html.py                   the page
+    write.py                  write_report: report.html, trials.parquet, architectures/*.json
+    compare.py                several runs' error EDFs overlaid in one page
+    export.py                 export_top: the best architectures, with the best one's weights
+    deploy.py                 trained weights (safetensors), ONNX and TorchScript files, each checked
 
 The run directory's format and location are `nas.rundir`'s (below this package and the orchestration).
 Its names load on first use (PEP 562 `__getattr__`), on purpose: the search's driver imports this

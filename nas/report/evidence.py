@@ -27,11 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..rundir.schema import FAILED, MEASURED  # accuracies that are measurements; failed trials are left out and counted
 from .importance import distributions, evaluator, importances
-
-# Outcomes whose accuracy is a measurement (as nas' run data); failed trials are left out and counted.
-MEASURED = ("completed", "stopped", "running")
-FAILED = ("diverged", "oom", "error")
 
 # Importance needs this many trials. optuna's PED-ANOVA (the evaluator available without
 # scikit-learn) documents that it "is preferable to include at least 5 trials above target_quantile";

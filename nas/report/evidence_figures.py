@@ -8,7 +8,6 @@ plain lists and a `meta={"role": ...}` that tests read. No page assembly here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,23 +15,18 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ._plotting import (
+    ACC_TITLE,
+    COLORS,
+    EDF_TITLE,
+    ERROR_TITLE,
+    LEGEND_UNDER_TITLE,
+    TITLED_LAYOUT,
+    float_list,
+    float_value,
+    margin,
+)
 from .evidence import Fidelity, Importance, RankAgreement, RunEdf, bin_label, edf
-
-LAYOUT = dict(template="plotly_white", height=460, margin=dict(l=70, r=30, t=70, b=60),
-              hoverlabel=dict(align="left"))
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, float | np.floating):
-        return None if math.isnan(v) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
-
-
-def _list(values) -> list:
-    return [_clean(v) for v in values]
 
 
 def _key_label(v: Any) -> str:
@@ -40,7 +34,7 @@ def _key_label(v: Any) -> str:
 
 
 def median_ci_figure(table: pd.DataFrame, by: str, fidelity: Fidelity, *, what: str, x_title: str,
-                     y_title: str = "validation accuracy (%)", ci: float = 0.95, log_x: bool = False,
+                     y_title: str = ACC_TITLE, ci: float = 0.95, log_x: bool = False,
                      bins: bool = False) -> go.Figure:
     """Median per group with its bootstrap interval (`evidence.grouped_median_ci`'s table), n written
     at each point; groups with one trial are open markers without a bar.
@@ -49,7 +43,7 @@ def median_ci_figure(table: pd.DataFrame, by: str, fidelity: Fidelity, *, what: 
     """
     fig = go.Figure()
     t = table.reset_index(drop=True)
-    xs = [bin_label(v) for v in t[by]] if bins else _list(t[by])
+    xs = [bin_label(v) for v in t[by]] if bins else float_list(t[by])
     with_ci = t["has_ci"].to_numpy(dtype=bool)
     for has, name, symbol in ((True, f"median, {ci:.0%} bootstrap interval", "circle"),
                               (False, "median of a single trial (no interval)", "circle-open")):
@@ -57,23 +51,23 @@ def median_ci_figure(table: pd.DataFrame, by: str, fidelity: Fidelity, *, what: 
         if part.empty:
             continue
         px = [x for x, keep in zip(xs, with_ci == has, strict=True) if keep]
-        err = dict(type="data", array=_list(part["hi"] - part["median"]),
-                   arrayminus=_list(part["median"] - part["lo"]), thickness=2, width=8) if has else None
+        err = dict(type="data", array=float_list(part["hi"] - part["median"]),
+                   arrayminus=float_list(part["median"] - part["lo"]), thickness=2, width=8) if has else None
         fig.add_trace(go.Scatter(
-            x=px, y=_list(part["median"]), mode="markers+text", name=name, error_y=err,
+            x=px, y=float_list(part["median"]), mode="markers+text", name=name, error_y=err,
             marker=dict(size=11, symbol=symbol, color="#1f77b4", line=dict(width=2)),
             text=[f"n={int(k)}" for k in part["n"]], textposition="middle right",
-            customdata=[[_clean(a), _clean(b), int(k)] for a, b, k in zip(part["lo"], part["hi"], part["n"],
-                                                                         strict=True)],
+            customdata=[[float_value(a), float_value(b), int(k)]
+                        for a, b, k in zip(part["lo"], part["hi"], part["n"], strict=True)],
             hovertemplate=(f"{by}=%{{x}}: median %{{y:.2f}} (n=%{{customdata[2]}})"
                            + ("<br>interval %{customdata[0]:.2f} to %{customdata[1]:.2f}" if has else "")
                            + "<extra></extra>"),
             meta={"role": "median-ci" if has else "median-single", "by": by, "epoch": fidelity.epoch,
                   "n": fidelity.n},
         ))
-    fig.update_layout(**LAYOUT, title=dict(text=f"{what} — {fidelity.title}", x=0.01),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
-    xaxis: dict = dict(type="category") if bins else (dict(type="log", tickvals=_list(t[by]),
+    fig.update_layout(**TITLED_LAYOUT, title=dict(text=f"{what} — {fidelity.title}", x=0.01),
+                      legend=LEGEND_UNDER_TITLE)
+    xaxis: dict = dict(type="category") if bins else (dict(type="log", tickvals=float_list(t[by]),
                                                           ticktext=[_key_label(v) for v in t[by]])
                                                      if log_x else {})
     fig.update_xaxes(title_text=x_title, **xaxis)
@@ -87,7 +81,7 @@ def _edf_trace(label: str, values, color: str, role: str, extra: dict) -> go.Sca
     x = curve["value"].to_numpy()
     y = curve["fraction"].to_numpy()
     return go.Scatter(
-        x=_list(np.r_[x[:1], x]), y=_list(np.r_[0.0, y]), mode="lines", line_shape="hv",
+        x=float_list(np.r_[x[:1], x]), y=float_list(np.r_[0.0, y]), mode="lines", line_shape="hv",
         name=f"{label} (n={n})", line=dict(color=color, width=2.5), showlegend=True,
         hovertemplate=f"{label}: %{{y:.0%}} of {n} trials have error ≤ %{{x:.2f}}%<extra></extra>",
         meta={"role": role, "label": label, "n": n, **extra},
@@ -117,10 +111,9 @@ def edf_overlay(curves: Sequence[RunEdf], *, what: str = "Error EDFs by run") ->
 
 
 def _edf_layout(fig: go.Figure, title: str) -> None:
-    fig.update_layout(**LAYOUT, title=dict(text=title, x=0.01),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
-    fig.update_xaxes(title_text="top-1 validation error (%)")
-    fig.update_yaxes(title_text="cumulative fraction of trials", range=[0, 1.02], tickformat=".0%")
+    fig.update_layout(**TITLED_LAYOUT, title=dict(text=title, x=0.01), legend=LEGEND_UNDER_TITLE)
+    fig.update_xaxes(title_text=ERROR_TITLE)
+    fig.update_yaxes(title_text=EDF_TITLE, range=[0, 1.02], tickformat=".0%")
 
 
 def importance_figure(imp: Importance, fidelity: Fidelity, ci: float = 0.95) -> go.Figure:
@@ -130,22 +123,23 @@ def importance_figure(imp: Importance, fidelity: Fidelity, ci: float = 0.95) -> 
     if imp.reason:
         fig.add_annotation(text=imp.reason, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                            font=dict(size=15))
-        fig.update_layout(**{**LAYOUT, "height": 220}, title=dict(text=f"Parameter importance — {fidelity.title}",
-                                                           x=0.01), meta={"role": "importance-none",
-                                                                          "reason": imp.reason})
+        fig.update_layout(**{**TITLED_LAYOUT, "height": 220},
+                          title=dict(text=f"Parameter importance — {fidelity.title}", x=0.01),
+                          meta={"role": "importance-none", "reason": imp.reason})
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
         return fig
     t = imp.table.iloc[::-1]
     fig.add_trace(go.Bar(
-        x=_list(t["mean"]), y=[p.removeprefix("param_") for p in t["param"]], orientation="h",
+        x=float_list(t["mean"]), y=[p.removeprefix("param_") for p in t["param"]], orientation="h",
         marker_color="#1f77b4",
-        error_x=dict(type="data", array=_list(t["hi"] - t["mean"]), arrayminus=_list(t["mean"] - t["lo"])),
-        customdata=[[_clean(a), _clean(b)] for a, b in zip(t["lo"], t["hi"], strict=True)],
+        error_x=dict(type="data", array=float_list(t["hi"] - t["mean"]),
+                     arrayminus=float_list(t["mean"] - t["lo"])),
+        customdata=[[float_value(a), float_value(b)] for a, b in zip(t["lo"], t["hi"], strict=True)],
         hovertemplate="%{y}: mean %{x:.0%}, interval %{customdata[0]:.0%} to %{customdata[1]:.0%}<extra></extra>",
         meta={"role": "importance", "n": imp.n, "n_boot": imp.n_boot},
     ))
-    fig.update_layout(**{**LAYOUT, "height": max(280, 110 + 40 * len(t))},
+    fig.update_layout(**{**TITLED_LAYOUT, "height": max(280, 110 + 40 * len(t))},
                       title=dict(text=f"Parameter importance ({imp.evaluator}) — {fidelity.title}, "
                                       f"{ci:.0%} interval over {imp.n_boot} resamples", x=0.01))
     fig.update_xaxes(title_text="importance (normalised, sums to 1)", tickformat=".0%", rangemode="tozero")
@@ -158,8 +152,8 @@ def rank_scatter(ra: RankAgreement, *, proxy_label: str = "search (proxy) accura
     intervals in the title, the proxy's best and the validated best marked."""
     p = ra.per_arch
     fig = go.Figure(go.Scatter(
-        x=_list(p["proxy"] * 100), y=_list(p["mean"] * 100), mode="markers", name="architecture",
-        error_y=dict(type="data", array=_list(p["std"].fillna(0) * 100), thickness=1.5, width=5),
+        x=float_list(p["proxy"] * 100), y=float_list(p["mean"] * 100), mode="markers", name="architecture",
+        error_y=dict(type="data", array=float_list(p["std"].fillna(0) * 100), thickness=1.5, width=5),
         marker=dict(size=10, color="#1f77b4"), text=[str(a) for a in p["arch"]],
         customdata=[[int(k)] for k in p["n_seeds"]],
         hovertemplate="%{text}: proxy %{x:.2f}%, validated %{y:.2f}% (%{customdata[0]} seeds)<extra></extra>",
@@ -170,14 +164,14 @@ def rank_scatter(ra: RankAgreement, *, proxy_label: str = "search (proxy) accura
         row = p[p["arch"] == arch]
         if row.empty:
             continue
-        fig.add_trace(go.Scatter(x=_list(row["proxy"] * 100), y=_list(row["mean"] * 100), mode="markers",
-                                 name=name, marker=dict(size=20, symbol=symbol, line=dict(width=2)),
+        fig.add_trace(go.Scatter(x=float_list(row["proxy"] * 100), y=float_list(row["mean"] * 100),
+                                 mode="markers", name=name, marker=dict(size=20, symbol=symbol, line=dict(width=2)),
                                  hoverinfo="skip", meta={"role": "best", "arch": str(arch)}))
     stays = "" if ra.reason else ("<br>the best stays best" if ra.best_stays_best else
                                   f"<br>the proxy's best is not the validated best (gap {100 * ra.best_gap:.2f} pts)")
-    fig.update_layout(**{**LAYOUT, "margin": dict(l=70, r=30, t=90, b=60)},
+    fig.update_layout(**{**TITLED_LAYOUT, "margin": margin(90)},
                       title=dict(text=ra.describe() + stays, x=0.01),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+                      legend=LEGEND_UNDER_TITLE)
     fig.update_xaxes(title_text=f"{proxy_label} (%)")
     fig.update_yaxes(title_text=f"{validated_label} (%)")
     return fig
