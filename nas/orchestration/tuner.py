@@ -221,6 +221,7 @@ def finish(settings: SearchSettings, log=print) -> dict[str, Any]:
     Tuner.restore unpickled from tuner.pkl, and that table never saw a trial (correctness review,
     finding 3).
     """
+    from ..report.schema import rank_trials
     from .callbacks import ResultsTable, format_progress
 
     loc = settings.location
@@ -232,7 +233,7 @@ def finish(settings: SearchSettings, log=print) -> dict[str, Any]:
     summary: dict[str, Any] = {"run_dir": shown(loc), "trials": len(frame),
                                "outcomes": frame["outcome"].value_counts().to_dict()}
     if len(done):
-        best = done.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
+        best = rank_trials(done).iloc[0]  # the ranking export and the checkpoint keeper use
         arch = Architecture.from_dict(json.loads(best["arch"]))
         loc.write_text(BEST_JSON, arch.to_json() + "\n")  # the format of search_spaces.save_architecture
         summary.update(best=str(best["name"]), best_val_accuracy=float(best["best_val_accuracy"]),
