@@ -129,6 +129,41 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     assert summary["arch_file"] == f"{loc.display}/best.json" and (trained_out / "model.pt").is_file()
 
 
+@pytest.mark.slow
+def test_no_checkpoint_is_deleted_while_the_experiment_state_on_the_bucket_names_it(s3_uri, tmp_path):  # noqa: F811
+    """--keep-checkpoints deletes superseded checkpoints; Tune writes a snapshot at every step but uploads
+    one at a time (here each upload is held 1.5 s). A deletion while the state on the bucket still names
+    the checkpoint as a running trial's latest is what made a kill -9 unresumable ("does not exist on
+    storage anymore", seen once in CI in the kill/resume test above)."""
+    log = tmp_path / "deletions.jsonl"
+    args = [*searchrun.FAST, "--trials", "2", "--max-epochs", "3", "--scheduler", "none", "--keep-checkpoints", "1",
+            "--storage-path", s3_uri, "--name", "slow"]
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("checked_deletions.py")), str(log), *args],
+                         capture_output=True, text=True, env=searchrun.env(), cwd=searchrun.ROOT, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    deletions = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(deletions) >= 4  # 2 x 2 superseded, and the worse trial's last one
+    assert [d for d in deletions if d["named_by"]] == []
+    loc = RunLocation.parse(s3_uri, "slow")
+    trials = _table(loc, "trials.csv")
+    assert set(trials["outcome"]) == {"completed"} and len(trials) == 2
+    keys = [k for k in _keys(loc) if "/checkpoint_" in k]
+    assert {k.split("/checkpoint_")[0].rsplit("/", 1)[1] for k in keys} == {f"trial_{_best(trials)}"}, keys
+
+
+def _keys(loc: RunLocation) -> list[str]:
+    import pyarrow.fs as pafs
+
+    infos = loc.fs.get_file_info(pafs.FileSelector(loc.path(), recursive=True, allow_not_found=True))
+    return [i.path for i in infos if i.type == pafs.FileType.File]
+
+
+def _best(trials: pd.DataFrame) -> str:
+    from nas.report.schema import rank_trials
+
+    return str(rank_trials(trials).iloc[0]["trial_id"])
+
+
 def test_results_table_catches_up_with_what_tune_recorded_before_a_kill(s3_uri):  # noqa: F811
     """On a bucket, per-epoch table writes are throttled (one PUT each): a driver killed within that
     interval leaves trials.csv/epochs.csv behind Tune's own state. On resume the table fills them in
