@@ -40,6 +40,15 @@ def _why(loc: RunLocation, trials: pd.DataFrame) -> list:
     return why
 
 
+def _dashboard() -> list[str]:
+    """A free port for the search's Ray dashboard: 8265 may be held by another Ray on the machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return ["--dashboard-port", str(s.getsockname()[1])]
+
+
 def _command(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           env=searchrun.env(), cwd=searchrun.ROOT, timeout=timeout)
@@ -68,7 +77,7 @@ def test_resume_of_a_uri_that_is_no_run_names_resume(s3_uri):  # noqa: F811
 @pytest.mark.slow
 def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_path):  # noqa: F811
     loc = RunLocation.parse(s3_uri, "s3run")
-    args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
+    args = [*searchrun.FAST, *_dashboard(), "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
             "--storage-path", s3_uri, "--name", "s3run"]
     log = tmp_path / "first.log"
     proc = searchrun.start(args, log)
@@ -82,7 +91,7 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
     assert not (Path(searchrun.ROOT) / "s3:").exists()
 
-    out = searchrun.run(["--resume", loc.run_uri], timeout=900)
+    out = searchrun.run(["--resume", loc.run_uri, *_dashboard()], timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials, epochs = _table(loc, "trials.csv"), _table(loc, "epochs.csv")
     assert len(trials) == 3 and trials["trial_id"].is_unique and set(trials["outcome"]) == {"completed"}, (
@@ -136,7 +145,8 @@ def test_no_checkpoint_is_deleted_while_the_experiment_state_on_the_bucket_names
     the checkpoint as a running trial's latest is what made a kill -9 unresumable ("does not exist on
     storage anymore", seen once in CI in the kill/resume test above)."""
     log = tmp_path / "deletions.jsonl"
-    args = [*searchrun.FAST, "--trials", "2", "--max-epochs", "3", "--scheduler", "none", "--keep-checkpoints", "1",
+    args = [*searchrun.FAST, *_dashboard(), "--trials", "2", "--max-epochs", "3", "--scheduler", "none",
+            "--keep-checkpoints", "1",
             "--storage-path", s3_uri, "--name", "slow"]
     out = subprocess.run([sys.executable, str(Path(__file__).with_name("checked_deletions.py")), str(log), *args],
                          capture_output=True, text=True, env=searchrun.env(), cwd=searchrun.ROOT, timeout=900)
