@@ -18,9 +18,10 @@ Layout of OUT (default RUN_DIR/export):
                                         trained on (arch.json keeps the space's nominal ends, which
                                         is what its FLOPs budget was measured on)
 
-Trials are ranked as in the report: completed trials by best validation accuracy, then trials with
-an accuracy from fewer epochs (stopped by ASHA, or still running in a partial run). The work is done
-by `nas.report.export`.
+Trials are ranked as in the report and as the search's checkpoint keeping: completed trials first, then
+best validation accuracy, epochs, fewer FLOPs (nas.rundir.schema.rank_key). Each rank's weights are its
+trial's last checkpoint: metrics.json's `val_accuracy` describes them, `accuracy` ranked the trial. The
+work is done by `nas.report.export`.
 """
 
 from __future__ import annotations

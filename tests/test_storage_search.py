@@ -40,6 +40,15 @@ def _why(loc: RunLocation, trials: pd.DataFrame) -> list:
     return why
 
 
+def _dashboard() -> list[str]:
+    """A free port for the search's Ray dashboard: 8265 may be held by another Ray on the machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return ["--dashboard-port", str(s.getsockname()[1])]
+
+
 def _command(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           env=searchrun.env(), cwd=searchrun.ROOT, timeout=timeout)
@@ -68,7 +77,7 @@ def test_resume_of_a_uri_that_is_no_run_names_resume(s3_uri):  # noqa: F811
 @pytest.mark.slow
 def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_path):  # noqa: F811
     loc = RunLocation.parse(s3_uri, "s3run")
-    args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
+    args = [*searchrun.FAST, *_dashboard(), "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
             "--storage-path", s3_uri, "--name", "s3run"]
     log = tmp_path / "first.log"
     proc = searchrun.start(args, log)
@@ -82,7 +91,7 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
     assert not (Path(searchrun.ROOT) / "s3:").exists()
 
-    out = searchrun.run(["--resume", loc.run_uri], timeout=900)
+    out = searchrun.run(["--resume", loc.run_uri, *_dashboard()], timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials, epochs = _table(loc, "trials.csv"), _table(loc, "epochs.csv")
     assert len(trials) == 3 and trials["trial_id"].is_unique and set(trials["outcome"]) == {"completed"}, (
@@ -127,6 +136,42 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["arch_file"] == f"{loc.display}/best.json" and (trained_out / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_no_checkpoint_is_deleted_while_the_experiment_state_on_the_bucket_names_it(s3_uri, tmp_path):  # noqa: F811
+    """--keep-checkpoints deletes superseded checkpoints; Tune writes a snapshot at every step but uploads
+    one at a time (here each upload is held 1.5 s). A deletion while the state on the bucket still names
+    the checkpoint as a running trial's latest is what made a kill -9 unresumable ("does not exist on
+    storage anymore", seen once in CI in the kill/resume test above)."""
+    log = tmp_path / "deletions.jsonl"
+    args = [*searchrun.FAST, *_dashboard(), "--trials", "2", "--max-epochs", "3", "--scheduler", "none",
+            "--keep-checkpoints", "1",
+            "--storage-path", s3_uri, "--name", "slow"]
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("checked_deletions.py")), str(log), *args],
+                         capture_output=True, text=True, env=searchrun.env(), cwd=searchrun.ROOT, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    deletions = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(deletions) >= 4  # 2 x 2 superseded, and the worse trial's last one
+    assert [d for d in deletions if d["named_by"]] == []
+    loc = RunLocation.parse(s3_uri, "slow")
+    trials = _table(loc, "trials.csv")
+    assert set(trials["outcome"]) == {"completed"} and len(trials) == 2
+    keys = [k for k in _keys(loc) if "/checkpoint_" in k]
+    assert {k.split("/checkpoint_")[0].rsplit("/", 1)[1] for k in keys} == {f"trial_{_best(trials)}"}, keys
+
+
+def _keys(loc: RunLocation) -> list[str]:
+    import pyarrow.fs as pafs
+
+    infos = loc.fs.get_file_info(pafs.FileSelector(loc.path(), recursive=True, allow_not_found=True))
+    return [i.path for i in infos if i.type == pafs.FileType.File]
+
+
+def _best(trials: pd.DataFrame) -> str:
+    from nas.rundir.schema import rank_trials
+
+    return str(rank_trials(trials).iloc[0]["trial_id"])
 
 
 def test_results_table_catches_up_with_what_tune_recorded_before_a_kill(s3_uri):  # noqa: F811

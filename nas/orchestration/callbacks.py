@@ -28,6 +28,16 @@ from ..rundir.location import RunLocation, ThrottledWriter
 from ..rundir.schema import EPOCH_COLUMNS, EPOCHS_CSV, TRIAL_COLUMNS, TRIALS_CSV, json_value
 
 
+def finished_outcome(result: dict, max_epochs: int) -> str:
+    """The outcome (schema.OUTCOMES) of a trial Tune ended normally, from its last result."""
+    status = result.get("status", "ok")
+    if status in ("diverged", "oom"):
+        return status
+    if int(result.get("epoch", 0) or 0) >= max_epochs:
+        return "completed"
+    return "stopped"  # cut by ASHA (or by the search's time budget)
+
+
 def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
     """The architecture's own columns: what the report groups and plots by."""
     cx = complexity(arch, budget_resolution)
@@ -170,13 +180,7 @@ class ResultsTable(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
-        status = result.get("status", "ok")
-        if status in ("diverged", "oom"):
-            outcome = status
-        elif int(result.get("epoch", 0) or 0) >= self.max_epochs:
-            outcome = "completed"
-        else:
-            outcome = "stopped"  # cut by ASHA (or by the search's time budget)
+        outcome = finished_outcome(result, self.max_epochs)
         reason = result.get("reason") or ("stopped early by the scheduler" if outcome == "stopped" else "")
         earlier = self.rows.get(trial.trial_id, {})
         if earlier.get("failures"):  # keep why it had to be retried
@@ -382,4 +386,4 @@ class TrialLines(Callback):
         self._line(trial, "error (see its folder's error.txt)")
 
 
-__all__ = ["ProgressTable", "ResultsTable", "TrialLines", "arch_columns", "format_progress"]
+__all__ = ["ProgressTable", "ResultsTable", "TrialLines", "arch_columns", "finished_outcome", "format_progress"]

@@ -24,7 +24,7 @@ from search_spaces import Architecture
 
 from ..errors import SettingError
 from ..rundir.location import RunLocation
-from ..rundir.schema import BEST_JSON, TRIALS_CSV
+from ..rundir.schema import BEST_JSON, TRIALS_CSV, rank_trials
 from .data import absolute_data_env
 from .plan import FULL_FLAGS, apply_preset, budget_of, check_settings, resolve_space, scheduler_of, train_resolution
 from .ray_env import configure_ray_env, start_ray
@@ -180,7 +180,7 @@ def finish(settings: SearchSettings, log: Log = print) -> dict[str, Any]:
                                "trials": len(frame),
                                "outcomes": frame["outcome"].value_counts().to_dict()}
     if len(done):
-        best = done.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
+        best = rank_trials(done).iloc[0]  # the ranking export and the checkpoint keeper use
         arch = Architecture.from_dict(json.loads(best["arch"]))
         loc.write_text(BEST_JSON, arch.to_json() + "\n")  # the format of search_spaces.save_architecture
         summary.update(best=str(best["name"]), best_val_accuracy=float(best["best_val_accuracy"]),

@@ -1,7 +1,7 @@
 """Export a search's best architectures, ready to reuse (the layout of OUT is in nas/export.py).
 
-Trials are ranked as in the report: completed trials by best validation accuracy, then trials with
-an accuracy from fewer epochs (stopped by ASHA, or still running in a partial run). torch is imported
+Trials are ranked as everywhere (schema.rank_key: completed trials first, then best validation accuracy,
+epochs, FLOPs), the ranking that decides which checkpoints a search keeps. torch is imported
 inside `_export_weights` on purpose: ranking and writing JSON need none.
 """
 
@@ -25,6 +25,8 @@ from .deploy import EXPORT_EXTRA, DeployError, check_formats, export_model, has_
 from .run_data import RunData, RunDataError, load_run, run_location, safe_name
 
 DEFAULT_TOP = 5
+# The weights are the trial's last checkpoint (its final epoch): `val_accuracy` describes them; `accuracy`
+# (best_val_accuracy, at any epoch) is what the trial was ranked by.
 METRICS = ("outcome", "accuracy", "val_accuracy", "best_val_accuracy", "val_loss", "train_loss", "epochs",
            "flops", "flops_train", "params", "images_per_second", "seconds", "seed", "lr", "batch_size")
 _RANK_DIR = re.compile(r"rank\d+_.+")
@@ -127,7 +129,8 @@ def _write_export(run: RunData, ranked, out: Path, formats: Sequence[str] = ()) 
         })
     (out / "index.json").write_text(json.dumps({
         "run_dir": run.where, "exported": _now(), "search": run.search,
-        "ranking": "completed trials by best validation accuracy, then trials measured after fewer epochs",
+        "ranking": "completed trials first, then best validation accuracy, epochs, fewer FLOPs",
+        "weights": "the trial's last checkpoint: metrics val_accuracy describes them, accuracy ranked the trial",
         "architectures": index,
     }, indent=2, default=str) + "\n")
     for entry in index:

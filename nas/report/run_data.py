@@ -37,6 +37,7 @@ from ..rundir.schema import (
     TRIAL_COLUMNS,
     TRIALS_CSV,
     columns_of,
+    rank_trials,
 )
 
 STR_COLUMNS = columns_of(TRIAL_COLUMNS, str)
@@ -96,14 +97,10 @@ class RunData:
         return known | other
 
     def ranked(self) -> pd.DataFrame:
-        """Trials that could be exported, best first: completed ones by accuracy, then the others with
-        an accuracy (stopped early or still running), each with a valid architecture."""
+        """Trials that could be exported, best first (schema.rank_key: completed ones first), each with an
+        accuracy and a valid architecture."""
         t = self.measured()
-        t = t[t["architecture"].notna()]
-        order = t.assign(_done=(t["outcome"] == "completed").astype(int))
-        order = order.sort_values(["_done", "accuracy", "flops"], ascending=[False, False, True],
-                                  kind="stable")
-        return order.drop(columns="_done")
+        return rank_trials(t[t["architecture"].notna()], accuracy="accuracy")
 
 
 def depth_columns(trials: pd.DataFrame) -> list[str]:

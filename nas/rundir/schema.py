@@ -55,6 +55,28 @@ OUTCOME_COLORS = {"completed": "#1f77b4", "stopped": "#7f7f7f", "running": "#ff7
 OTHER_COLOR = "#555555"
 
 
+# The one ranking behind every "best": the checkpoints a search keeps, best.json, the report and nas.export.
+# Completed trials come first, because a trial stopped after one epoch has not shown it can keep up over
+# the full schedule; then best validation accuracy (seen at any epoch); then more epochs (measured longer);
+# then fewer FLOPs (as good, cheaper); then the trial id, so that ties never depend on row order.
+def rank_key(outcome: Any, accuracy: Any, epochs: Any, flops: Any = None, trial_id: Any = "") -> tuple:
+    """Sort key of one trial, best first (ascending); missing or NaN numbers rank last."""
+    def number(x: Any) -> float | None:
+        return None if x is None or isinstance(x, str) or math.isnan(float(x)) else float(x)
+
+    acc, ep, fl = number(accuracy), number(epochs), number(flops)
+    return (outcome != "completed", -acc if acc is not None else math.inf, -(ep or 0.0),
+            fl if fl is not None else math.inf, str(trial_id))
+
+
+def rank_trials(frame: Any, accuracy: str = "best_val_accuracy") -> Any:
+    """A trials.csv-like DataFrame sorted by rank_key, best first (its `accuracy` column may be another)."""
+    columns = [frame[c] if c in frame else [None] * len(frame)
+               for c in ("outcome", accuracy, "epochs", "flops", "trial_id")]
+    keys = [rank_key(*row) for row in zip(*columns, strict=True)]
+    return frame.iloc[sorted(range(len(frame)), key=keys.__getitem__)]
+
+
 def json_value(value: Any) -> Any:
     """A cell as plain JSON: NaN -> None, numpy scalars -> Python, integral floats -> int."""
     if hasattr(value, "item") and not isinstance(value, float | int | str):  # numpy scalar
@@ -71,5 +93,5 @@ __all__ = [
     "ARCHITECTURES", "BEST_JSON", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED",
     "OTHER_COLOR", "OUTCOMES", "OUTCOME_COLORS", "REPORT_HTML", "SEARCH_JSON", "TRIALS_CSV",
     "TRIALS_PARQUET", "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "columns_of",
-    "json_value",
+    "json_value", "rank_key", "rank_trials",
 ]
