@@ -3,6 +3,14 @@
 This root is the package's public API: other packages import from here, not from its modules.
 torch is imported only by `build_model` (on purpose: counting, sampling and the command lines'
 validation never need it).
+
+Modules:
+    architecture.py  Architecture and Stage as frozen data; resnext-arch/1 JSON (load/save_architecture)
+    complexity.py    exact FLOPs, parameters and activations per stage; feature-map sizes per resolution
+    spaces.py        SearchSpace, the built-in spaces (space_files/*.json) and resnext-space/1 files
+    budget.py        Budget: the FLOPs string parsed, and its feasibility window
+    sampling.py      FeasibleSampler: Optuna proposals feasible by construction; capacity-matched grids
+    model.py         build_model: the torch module (torchvision's ResNeXt names)
 """
 
 from .architecture import (
@@ -16,7 +24,7 @@ from .architecture import (
     with_io,
 )
 from .budget import Budget, format_flops, parse_flops
-from .complexity import Complexity, complexity
+from .complexity import Complexity, complexity, smallest_resolution, stage_map_sizes
 from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
 from .spaces import SPACES, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
 
@@ -33,5 +41,5 @@ __all__ = [
     "FeasibleSampler", "MatchedPoint", "SearchSpace", "SpaceFileError", "Stage", "build_model", "capacity_matched",
     "complexity",
     "flops_range", "format_flops", "get_space", "load_architecture", "load_space", "parse_flops", "propose_many",
-    "save_architecture", "space_to_dict", "template", "with_io",
+    "save_architecture", "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "with_io",
 ]
