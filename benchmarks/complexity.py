@@ -16,10 +16,7 @@ import time
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from search_spaces import build_model, complexity, template
-from search_spaces.budget import Budget
-from search_spaces.sampling import propose_many
-from search_spaces.spaces import get_space
+from search_spaces import Budget, build_model, complexity, get_space, propose_many, template
 
 REFERENCES = {
     "resnet50": (template((3, 4, 6, 3), 1, 64), 224),

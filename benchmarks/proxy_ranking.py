@@ -49,9 +49,7 @@ from nas.orchestration.validation import (  # noqa: E402
 from nas.report.evidence import kendall_tau_b, rank_agreement  # noqa: E402
 from nas.report.run_data import load_run  # noqa: E402
 from nas.rundir.schema import VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV  # noqa: E402
-from search_spaces import Architecture  # noqa: E402
-from search_spaces.architecture import with_io  # noqa: E402
-from search_spaces.complexity import complexity  # noqa: E402
+from search_spaces import Architecture, complexity, with_io  # noqa: E402
 
 N_BOOT = 2000
 

@@ -71,9 +71,8 @@ def score_arch(arch, flops: int, budget: int) -> float:
 
 def optimum() -> tuple[float, str, int]:
     """Exact best score over every feasible architecture of the (new, base-width-searched) space."""
-    from search_spaces.budget import Budget
-    from search_spaces.sampling import FeasibleSampler, _stage_terms
-    from search_spaces.spaces import get_space
+    from search_spaces import Budget, FeasibleSampler, get_space
+    from search_spaces.sampling import _stage_terms  # the sampler's own FLOPs tables, read white-box
 
     space, budget = get_space(SPACE), Budget.parse(BUDGET)
     t = FeasibleSampler(space, budget)._ensure_tables()
@@ -120,6 +119,7 @@ def worker(trials: int, seeds: int, variant: str) -> dict:
     """Best-so-far curves with the search_spaces package first on sys.path (old or new code)."""
     import optuna
 
+    # From the modules, not the root: the old code (--before, d220001) exported none of these at its root.
     from search_spaces import complexity
     from search_spaces.budget import Budget
     from search_spaces.sampling import FeasibleSampler
@@ -152,10 +152,7 @@ def time_per_proposal(n_done: int = 1000, asks: int = 20) -> dict[str, float]:
     """Seconds of sampler work per proposal with n_done finished trials in the study (new code)."""
     import optuna
 
-    from search_spaces import complexity
-    from search_spaces.budget import Budget
-    from search_spaces.sampling import FeasibleSampler
-    from search_spaces.spaces import get_space
+    from search_spaces import Budget, FeasibleSampler, complexity, get_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, budget = get_space(SPACE), Budget.parse(BUDGET)

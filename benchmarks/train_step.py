@@ -158,7 +158,7 @@ def measure(arch, batch_size: int, device: torch.device, args) -> dict:
         summary["speedup_compiled"] = (results["compiled"]["images_per_second"]
                                        / results["reference"]["images_per_second"])
     if args.end_to_end:
-        from trials.loop import TrainConfig, train
+        from trials import TrainConfig, train
 
         cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, epochs=1, batch_size=batch_size,
                           train_subset=args.end_to_end, val_size=max(1, args.end_to_end // 5),

@@ -39,7 +39,7 @@ def timed_trial(config: dict, data=None) -> None:
     """trials.train_trial with time stamps (accepts the shipped data where train_trial does)."""
     from ray import tune
 
-    from trials import trainable
+    from trials import train_trial
 
     trial_id = tune.get_context().get_trial_id()
     _stamp("enter", trial=trial_id)
@@ -51,10 +51,10 @@ def timed_trial(config: dict, data=None) -> None:
 
     tune.report = report
     try:
-        if "data" in inspect.signature(trainable.train_trial).parameters:
-            trainable.train_trial(config, data=data)
+        if "data" in inspect.signature(train_trial).parameters:
+            train_trial(config, data=data)
         else:
-            trainable.train_trial(config)
+            train_trial(config)
     finally:
         tune.report = real_report
 

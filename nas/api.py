@@ -34,7 +34,7 @@ class SearchResult:
 
 def run_search(settings=None, /, *, resume: str | Path | None = None, budget: str | int | None = None,
                address: str | None = None, full: bool = False, dashboard_host: str = "127.0.0.1",
-               dashboard_port: int = 8265, **keywords) -> SearchResult:
+               dashboard_port: int | None = None, **keywords) -> SearchResult:
     """Run a search (or `resume` one from its run directory or URI) and return its SearchResult.
 
     `settings`: a nas.orchestration.SearchSettings; `keywords`: its fields (they override `settings`), with

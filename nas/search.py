@@ -130,7 +130,8 @@ def build_parser() -> Parser:
     r.add_argument("--address", type=wrap(cluster_address), help="join a Ray cluster (HOST:PORT or auto; inside "
                    "`ray job submit`, the job's cluster)")
     r.add_argument("--dashboard-host", type=wrap(parse_host), default="127.0.0.1")
-    r.add_argument("--dashboard-port", type=port, default=8265)
+    r.add_argument("--dashboard-port", type=port, help="the embedded Ray's dashboard port (default 8265, or the next "
+                   "free one when another search's Ray holds it)")
     r.add_argument("--gpus-per-trial", type=checked("gpus_per_trial"))
     r.add_argument("--cpus-per-trial", type=checked("cpus_per_trial"))
     r.add_argument("--max-failures", type=checked("max_failures"), default=2,

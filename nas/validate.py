@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="epochs per trial (default: twice the search's max epochs)")
     parser.add_argument("--train-resolution", type=positive_int, default=None,
                         help="training resolution (default: the search's)")
-    parser.add_argument("--dashboard-port", type=port, default=8265, help="Ray dashboard port (default 8265)")
+    parser.add_argument("--dashboard-port", type=port, help="Ray dashboard port (default 8265, or the next free one)")
     args = parser.parse_args(argv)
 
     from .orchestration import configure_ray_env, start_ray
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     try:
-        info = start_ray(None, "127.0.0.1", args.dashboard_port)
+        with setting_errors(FLAGS):  # a dashboard port asked for that is taken
+            info = start_ray(None, "127.0.0.1", args.dashboard_port)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UsageError(f"cannot start Ray ({str(exc).splitlines()[0]})") from None
     try:

@@ -3,6 +3,14 @@
 This root is the package's public API: other packages import from here, not from its modules.
 torch is imported only by `build_model` (on purpose: counting, sampling and the command lines'
 validation never need it).
+
+Modules:
+    architecture.py  Architecture and Stage as frozen data; resnext-arch/1 JSON (load/save_architecture)
+    complexity.py    exact FLOPs, parameters and activations per stage; feature-map sizes per resolution
+    spaces.py        SearchSpace, the built-in spaces (space_files/*.json) and resnext-space/1 files
+    budget.py        Budget: the FLOPs string parsed, and its feasibility window
+    sampling.py      FeasibleSampler: Optuna proposals feasible by construction; capacity-matched grids
+    model.py         build_model: the torch module (torchvision's ResNeXt names)
 """
 
 from .architecture import (

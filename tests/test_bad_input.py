@@ -424,6 +424,8 @@ def paths(tmp_path, fake_run) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def nothing_expensive(monkeypatch):
     """Reaching Ray, a dataset, training or the network is a failure of the case, never a side effect."""
+    import urllib.request
+
     import trials.datasets
     import trials.loop
 
@@ -438,7 +440,7 @@ def nothing_expensive(monkeypatch):
         monkeypatch.setattr(nas.orchestration, name, refuse(f"nas.orchestration.{name}"))
     monkeypatch.setattr(trials.datasets, "load_dataset", refuse("loading a dataset"))
     monkeypatch.setattr(trials.loop, "train", refuse("training"))
-    monkeypatch.setattr(trials.datasets.urllib.request, "urlopen", refuse("the network"))
+    monkeypatch.setattr(urllib.request, "urlopen", refuse("the network"))
 
 
 def tree(root: Path) -> dict[str, tuple[bool, int]]:

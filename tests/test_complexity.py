@@ -99,7 +99,7 @@ def test_parts_carry_a_cost_and_serialise_flat():
 
 @pytest.mark.parametrize("stem,min_map", [("imagenet", 2), ("imagenet", 3), ("cifar", 2)])
 def test_smallest_resolution_is_the_first_without_small_maps(stem, min_map):
-    from search_spaces.complexity import smallest_resolution, stage_map_sizes
+    from search_spaces import smallest_resolution, stage_map_sizes
 
     arch = template((1, 1, 1, 1), 4, 4, stem=stem)
     r = smallest_resolution(arch, min_map)

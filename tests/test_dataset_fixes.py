@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import tarfile
 import threading
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from trials import datasets as D
-from trials.datasets import DatasetError
+from trials.datasets import DatasetError, _files, _registry, cifar
 
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No $NAS_DATA_DIR, an empty system directory, a private download cache and no network."""
-    monkeypatch.delenv(D.ENV_VAR, raising=False)
-    monkeypatch.setattr(D, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.delenv(D.DATA_DIR_ENV_VAR, raising=False)
+    monkeypatch.setattr(_files, "SYSTEM_DIR", tmp_path / "system")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("network unreachable")
 
-    monkeypatch.setattr(D.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
 
 
 def _sparse(path: Path, size: int) -> None:
@@ -74,7 +76,7 @@ def _fake_source(monkeypatch, payload: bytes, delay: float = 0.0):
             threading.Event().wait(delay)
         return _Response(payload)
 
-    monkeypatch.setattr(D.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     return fetched
 
 
@@ -83,7 +85,7 @@ def _spec(payload: bytes) -> D.RemoteFile:
 
 
 def test_download_cache_is_looked_up(monkeypatch, tmp_path, offline):
-    assert D._download_dir("fashion-mnist", None) in D.candidate_dirs("fashion-mnist")
+    assert _files.download_dir("fashion-mnist", None) in D.candidate_dirs("fashion-mnist")
 
 
 def test_cached_download_is_reused(monkeypatch, tmp_path, offline):
@@ -115,14 +117,14 @@ def test_concurrent_trials_download_once(monkeypatch, tmp_path, offline):
     for t in threads:
         t.join()
     assert errors == [] and len(fetched) == 1
-    cache = D._download_dir("blob", None)
+    cache = _files.download_dir("blob", None)
     assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == ["blob.bin"]
 
 
 def test_corrupt_cached_download_is_fetched_again(monkeypatch, tmp_path, offline):
     payload = b"good data" * 100
     spec = _spec(payload)
-    cache = D._download_dir("blob", None)
+    cache = _files.download_dir("blob", None)
     cache.mkdir(parents=True)
     (cache / "blob.bin").write_bytes(b"half a downl")
     fetched = _fake_source(monkeypatch, payload)
@@ -151,7 +153,7 @@ def test_cifar_archive_downloaded_once_then_found_extracted(monkeypatch, tmp_pat
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     archive = buf.getvalue()
-    monkeypatch.setattr(D, "CIFAR_SPECS", {
+    monkeypatch.setattr(cifar, "CIFAR_SPECS", {
         **D.CIFAR_SPECS,
         "cifar100": D.CIFAR_SPECS["cifar100"].__class__(**{
             **D.CIFAR_SPECS["cifar100"].__dict__,
@@ -192,35 +194,36 @@ def test_workers_reach_the_image_folder_loader(tmp_path):
     ("synthetic", (3, 10, 32)),
 ])
 def test_describe_known_datasets(name, facts, monkeypatch):
-    monkeypatch.setattr(D, "load_dataset", None)  # describe() must not load anything
-    info = D.describe(name)
+    for other in _registry._DATASETS:  # describe_dataset() must not load anything
+        monkeypatch.setitem(_registry._DATASETS, other, dataclasses.replace(_registry._DATASETS[other], load=None))
+    info = D.describe_dataset(name)
     assert (info.channels, info.classes, info.resolution) == facts
 
 
 def test_describe_matches_what_loads():
     ds = D.load_dataset("synthetic")
-    info = D.describe("synthetic")
+    info = D.describe_dataset("synthetic")
     assert (info.channels, info.classes, info.resolution) == (ds.in_channels, ds.num_classes, ds.resolution)
 
 
 def test_describe_imagefolder_counts_class_folders(tmp_path):
     _folder(tmp_path / "flat", n=1)
-    assert D.describe(f"imagefolder:{tmp_path / 'flat'}") == D.DatasetInfo(3, 2, 224)
-    assert D.describe(f"imagefolder:{tmp_path / 'flat'}", resolution=64).resolution == 64
+    assert D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}") == D.DatasetInfo(3, 2, 224)
+    assert D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}", resolution=64).resolution == 64
     for split in ("train", "val"):
         _folder(tmp_path / "split" / split, n=1)
     (tmp_path / "split" / "train" / "bird").mkdir()
-    assert D.describe(f"imagefolder:{tmp_path / 'split'}").classes == 3
+    assert D.describe_dataset(f"imagefolder:{tmp_path / 'split'}").classes == 3
     with pytest.raises(DatasetError, match="not a directory"):
-        D.describe(f"imagefolder:{tmp_path / 'nope'}")
+        D.describe_dataset(f"imagefolder:{tmp_path / 'nope'}")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="class"):
-        D.describe(f"imagefolder:{tmp_path / 'empty'}")
+        D.describe_dataset(f"imagefolder:{tmp_path / 'empty'}")
 
 
 def test_describe_unknown_lists_accepted_names():
     with pytest.raises(DatasetError) as err:
-        D.describe("mnist")
+        D.describe_dataset("mnist")
     assert isinstance(err.value, ValueError)
     for name in ("fashion-mnist", "cifar10", "cifar100", "synthetic", "imagefolder:PATH"):
         assert name in str(err.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from trials import datasets as D
 from trials.augment import normalise, prepare, random_crop_flip
-from trials.datasets import Augmentation, DatasetError
+from trials.datasets import Augmentation, DatasetError, _files, cifar, fashion_mnist
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 needs_fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
@@ -23,13 +24,13 @@ needs_fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is
 @pytest.fixture
 def no_system_data(monkeypatch, tmp_path):
     """No $NAS_DATA_DIR, an empty system directory and no network."""
-    monkeypatch.delenv(D.ENV_VAR, raising=False)
-    monkeypatch.setattr(D, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.delenv(D.DATA_DIR_ENV_VAR, raising=False)
+    monkeypatch.setattr(_files, "SYSTEM_DIR", tmp_path / "system")
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network unreachable")
 
-    monkeypatch.setattr(D.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +53,14 @@ def test_fashion_mnist_loads_verified(fmnist):
 def test_debian_files_verify_by_payload_although_gz_md5_differs():
     # Debian's files are recompressed (no file name in the gzip header): the published .gz md5 does
     # not match, the payload digest does.
-    spec = D.FASHION_FILES[3]
-    assert D._digest(FMNIST / spec.name, "md5") != spec.md5
+    spec = fashion_mnist.FILES[3]
+    assert _files._digest(FMNIST / spec.name, "md5") != spec.md5
     D.verify_file(FMNIST / spec.name, spec)
 
 
 @needs_fmnist
 def test_data_dir_first_and_corrupt_file_named(tmp_path, no_system_data):
-    for f in D.FASHION_FILES:
+    for f in fashion_mnist.FILES:
         shutil.copy(FMNIST / f.name, tmp_path / f.name)
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
     with gzip.open(labels, "rb") as f:
@@ -74,11 +75,11 @@ def test_data_dir_first_and_corrupt_file_named(tmp_path, no_system_data):
 @needs_fmnist
 def test_env_var_is_searched(tmp_path, monkeypatch, no_system_data):
     (tmp_path / "fashion-mnist").mkdir()
-    for f in D.FASHION_FILES:
+    for f in fashion_mnist.FILES:
         (tmp_path / "fashion-mnist" / f.name).symlink_to(FMNIST / f.name)
-    monkeypatch.setenv(D.ENV_VAR, str(tmp_path))
+    monkeypatch.setenv(D.DATA_DIR_ENV_VAR, str(tmp_path))
     assert D.candidate_dirs("fashion-mnist")[:2] == [tmp_path, tmp_path / "fashion-mnist"]
-    D.verify_file(tmp_path / "fashion-mnist" / D.FASHION_FILES[1].name, D.FASHION_FILES[1])
+    D.verify_file(tmp_path / "fashion-mnist" / fashion_mnist.FILES[1].name, fashion_mnist.FILES[1])
 
 
 def test_missing_data_says_where_and_how(tmp_path, no_system_data):
@@ -111,12 +112,12 @@ def test_cifar_binary_records(tmp_path):
     pixels = rng.integers(0, 256, (5, 3072), dtype=np.uint8)
     records = np.concatenate([np.array([[3, 97]] * 5, dtype=np.uint8), pixels], axis=1)
     (tmp_path / "train.bin").write_bytes(records.tobytes())
-    split = D._read_cifar_bin([tmp_path / "train.bin"], 2, 1, 100)
+    split = cifar._read_cifar_bin([tmp_path / "train.bin"], cifar.CIFAR_SPECS["cifar100"])
     assert split.labels.tolist() == [97] * 5
     assert torch.equal(split.images[2], torch.from_numpy(pixels[2].reshape(3, 32, 32)))
     (tmp_path / "bad.bin").write_bytes(records.tobytes()[:-1])
     with pytest.raises(DatasetError, match="bad.bin: corrupt file"):
-        D._read_cifar_bin([tmp_path / "bad.bin"], 2, 1, 100)
+        cifar._read_cifar_bin([tmp_path / "bad.bin"], cifar.CIFAR_SPECS["cifar100"])
 
 
 def test_imagefolder(tmp_path):

@@ -11,8 +11,9 @@ import torch
 from search_spaces import template
 from trials import loop
 from trials.checkpoint import load_checkpoint
+from trials.config import TrainConfig, TrainConfigError, check_device, cpu_defaults
 from trials.datasets import load_synthetic
-from trials.loop import PLACEHOLDER_LOSS, TrainConfig, TrainConfigError, lr_factor, train
+from trials.loop import PLACEHOLDER_LOSS, lr_factor, train
 
 # A tiny ResNeXt: CIFAR stem, three one-block stages, C=2, d=4, widths 32/64/128.
 TINY = template((1, 1, 1), 2, 4, in_channels=3, num_classes=10, base_out=32)
@@ -47,7 +48,7 @@ def test_config_from_dict():
     with pytest.raises(TrainConfigError, match="lr"):
         TrainConfig.from_dict({"lr": float("nan")})
     assert TrainConfig.from_dict(c.to_dict()) == c
-    assert loop.cpu_defaults(epochs=2).train_subset == 2500
+    assert cpu_defaults(epochs=2).train_subset == 2500
 
 
 def test_lr_schedule():
@@ -170,36 +171,26 @@ def test_train_trial_inside_a_real_tuner(tmp_path, ray_instance):
 # --- the loop's parts on their own ------------------------------------------------------------------------
 
 
-def _parts(config: TrainConfig, dataset, model=None):
+def _trainer(config: TrainConfig, dataset) -> loop._Trainer:
     """What train() sets up before its epoch loop, for calling the parts alone."""
-    from search_spaces import build_model, with_io
-
     device = torch.device("cpu")
-    data = loop.prepare_data(config, device, dataset)
-    arch = with_io(TINY, in_channels=dataset.in_channels, num_classes=dataset.num_classes)
-    model = model if model is not None else build_model(arch)
-    optimizer = torch.optim.SGD(loop._param_groups(model, config), lr=config.lr, momentum=config.momentum)
-    schedule = loop._schedule(len(data.train), config)
-    gen = torch.Generator().manual_seed(config.seed + 1)
-    return dict(model=model, step_model=model, optimizer=optimizer, data=data, schedule=schedule,
-                progress=loop._Progress(), gen=gen, augment=False, device=device, config=config), arch
+    return loop._Trainer.build(TINY, config, device, loop.prepare_data(config, device, dataset))
 
 
 def test_train_epoch_returns_stats(synthetic):
-    kw, _ = _parts(quick(), synthetic)
-    stats = loop._train_epoch(1, **kw)
-    assert isinstance(stats, loop._EpochStats) and stats.seen == 256 and kw["progress"].step == 8
+    trainer = _trainer(quick(), synthetic)
+    stats = trainer.epoch(1)
+    assert isinstance(stats, loop._EpochStats) and stats.seen == 256 and trainer.progress.step == 8
     assert math.isfinite(stats.loss_sum) and 0.0 <= stats.val_accuracy <= 1.0
 
 
 def test_train_epoch_divergence_alone(synthetic):
-    kw, _ = _parts(quick(lr=1e30, momentum=0.0), synthetic)
-    failure = loop._train_epoch(3, **kw)
+    failure = _trainer(quick(lr=1e30, momentum=0.0), synthetic).epoch(3)
     assert isinstance(failure, loop._Failure) and failure.status == "diverged"
     assert "epoch 3" in failure.reason and "lr 1e+30" in failure.reason
 
 
-def test_train_epoch_out_of_memory_alone(synthetic):
+def test_train_epoch_out_of_memory_alone(synthetic, monkeypatch):
     class OOM(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -208,32 +199,31 @@ def test_train_epoch_out_of_memory_alone(synthetic):
         def forward(self, x):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    kw, _ = _parts(quick(batch_size=16), synthetic, model=OOM())
-    failure = loop._train_epoch(1, **kw)
+    monkeypatch.setattr(loop, "build_model", lambda arch: OOM())
+    failure = _trainer(quick(batch_size=16), synthetic).epoch(1)
     assert failure == loop._Failure("oom", "CUDA out of memory at batch size 16")
 
 
 def test_checkpoint_state_restores_exactly(synthetic, tmp_path):
     from trials.checkpoint import save_checkpoint
 
-    kw, arch = _parts(quick(), synthetic)
-    loop._train_epoch(1, **kw)
-    kw["progress"].history.append({"epoch": 1})
-    state = loop._checkpoint_state(kw["model"], kw["optimizer"], kw["schedule"], kw["progress"], 1, kw["gen"],
-                                   arch, kw["config"])
-    save_checkpoint(tmp_path, state)
-    other, _ = _parts(quick(seed=5), synthetic)
-    progress = loop._restore(tmp_path, arch, other["model"], other["optimizer"], other["gen"])
+    trainer = _trainer(quick(), synthetic)
+    trainer.epoch(1)
+    trainer.progress.history.append({"epoch": 1})
+    save_checkpoint(tmp_path, trainer.checkpoint_state(1))
+    other = _trainer(quick(seed=5), synthetic)
+    assert other.progress == loop._Progress()
+    other.restore(tmp_path)
+    progress = other.progress
     assert (progress.start_epoch, progress.step, progress.history) == (2, 8, [{"epoch": 1}])
-    assert torch.equal(other["gen"].get_state(), kw["gen"].get_state())
-    for a, b in zip(other["model"].state_dict().values(), kw["model"].state_dict().values(), strict=True):
+    assert torch.equal(other.gen.get_state(), trainer.gen.get_state())
+    for a, b in zip(other.model.state_dict().values(), trainer.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    assert loop._restore(None, arch, other["model"], other["optimizer"], other["gen"]) == loop._Progress()
 
 
 def test_one_device_check_lists_every_accepted_value():
     for ok in ("auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"):
-        assert loop.check_device(ok) == ok and TrainConfig(device=ok).device == ok
+        assert check_device(ok) == ok and TrainConfig(device=ok).device == ok
     for bad in ("gpu", "cuda:", "cuda:x", "CPU", 0):
         with pytest.raises(TrainConfigError) as err:
             TrainConfig(device=bad)
@@ -250,3 +240,19 @@ def test_writable_dir_check(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotWritableError, match=r"^storage_path: cannot write to .*file/run"):
         check_writable_dir(tmp_path / "file" / "run", "storage_path")
+
+
+def test_the_root_exports_each_name_under_its_own_name():
+    """trials' lazy root: the TYPE_CHECKING imports, the name -> module table and __all__ agree."""
+    import ast
+    import importlib
+    import inspect
+
+    import trials
+
+    tree = ast.parse(inspect.getsource(trials))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    assert {a.name: node.module for node in block.body for a in node.names} == trials._HOMES
+    assert sorted(trials.__all__) == sorted(trials._HOMES)
+    for name, module in trials._HOMES.items():
+        assert getattr(trials, name) is getattr(importlib.import_module(f"trials.{module}"), name)

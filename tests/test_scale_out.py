@@ -85,7 +85,7 @@ def test_a_missing_dataset_fails_on_the_driver_in_one_line(tmp_path, monkeypatch
     def offline(*_args, **_kwargs):
         raise DatasetError("download failed: no network")
 
-    monkeypatch.setattr(datasets, "_fetch", offline)
+    monkeypatch.setattr(datasets._files, "_fetch", offline)
     monkeypatch.setenv("HOME", str(tmp_path))  # no download cache
     settings = _settings("--dataset", "cifar10", "--data-dir", str(tmp_path))
     with pytest.raises(SearchConfigError) as err:

@@ -48,14 +48,14 @@ def test_bad_architecture_file(tmp_path, capsys):
 
 
 def test_missing_data_dir_is_a_clear_error(arch_file, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("trials.datasets.SYSTEM_DIR", tmp_path / "none")
+    monkeypatch.setattr("trials.datasets._files.SYSTEM_DIR", tmp_path / "none")
     monkeypatch.delenv("NAS_DATA_DIR", raising=False)
     import urllib.error
 
     def offline(*args, **kwargs):  # no network in tests
         raise urllib.error.URLError("network unreachable")
 
-    monkeypatch.setattr("trials.datasets.urllib.request.urlopen", offline)
+    monkeypatch.setattr("urllib.request.urlopen", offline)
     assert run_main(main, [str(arch_file), "--data-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: fashion-mnist") and str(tmp_path / "data") in err

@@ -13,8 +13,9 @@ import torch
 from search_spaces import template
 from trials import augment, loop, trainable
 from trials.augment import crop_flip, draw_epoch, prepare, random_crop_flip
+from trials.config import TrainConfig, TrainConfigError, default_val_size
 from trials.datasets import Augmentation, load_synthetic
-from trials.loop import TrainConfig, train
+from trials.loop import train
 
 TINY = template((1, 1, 1), 2, 4, in_channels=3, num_classes=10, base_out=32)
 
@@ -95,7 +96,7 @@ def test_oom_under_a_fractional_share_is_an_error_not_a_score(synthetic, monkeyp
 
 def test_gpu_share_is_validated():
     for bad in (0, 1.5, -0.1, True, "half"):
-        with pytest.raises(loop.TrainConfigError, match="gpu_share"):
+        with pytest.raises(TrainConfigError, match="gpu_share"):
             TrainConfig(gpu_share=bad)
 
 
@@ -145,7 +146,7 @@ def test_val_size_defaults_to_a_tenth_of_small_datasets(synthetic):
     assert TrainConfig().val_size is None
     data = loop.prepare_data(quick(val_size=None), torch.device("cpu"), synthetic)
     assert len(data.eval) == 32 and len(data.train) == 288  # 320 images: min(5000, 320 // 10)
-    assert loop.default_val_size(60000) == 5000 and loop.default_val_size(5) == 1
+    assert default_val_size(60000) == 5000 and default_val_size(5) == 1
     assert train(TINY, quick(val_size=None), dataset=synthetic)["status"] == "ok"
 
 

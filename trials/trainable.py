@@ -85,7 +85,7 @@ def trial_device() -> tuple[str, float | None]:
 
 def trial_config(train: dict[str, Any] | None) -> Any:
     """The trial's TrainConfig: config["train"] plus what Ray granted (threads, device, GPU share)."""
-    from .loop import TrainConfig
+    from .config import TrainConfig
 
     config = TrainConfig.from_dict(train or {})
     changes: dict[str, Any] = {}

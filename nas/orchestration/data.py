@@ -18,17 +18,15 @@ from typing import Any
 
 from .settings import SearchConfigError, SearchSettings
 
-IMAGEFOLDER = "imagefolder:"
-
 
 def absolute_data_env() -> None:
     """Make a relative $NAS_DATA_DIR absolute (against the driver's directory), for the driver's own
     look-up and for the Ray workers it starts: Tune runs each trial in its own working directory."""
-    from trials.datasets import ENV_VAR
+    from trials import DATA_DIR_ENV_VAR
 
-    value = os.environ.get(ENV_VAR)
+    value = os.environ.get(DATA_DIR_ENV_VAR)
     if value:
-        os.environ[ENV_VAR] = str(Path(value).expanduser().resolve())
+        os.environ[DATA_DIR_ENV_VAR] = str(Path(value).expanduser().resolve())
 
 
 def shipped_dataset(settings: SearchSettings) -> dict[str, Any] | None:
@@ -37,8 +35,7 @@ def shipped_dataset(settings: SearchSettings) -> dict[str, Any] | None:
 
     Raises SearchConfigError naming the setting, before any trial starts.
     """
-    from trials import DatasetError
-    from trials.datasets import dataset_arrays, load_dataset
+    from trials import IMAGEFOLDER, DatasetError, dataset_arrays, load_dataset
 
     if settings.dataset.startswith(IMAGEFOLDER):
         check_visible_everywhere(settings.dataset[len(IMAGEFOLDER):])

@@ -48,7 +48,7 @@ class RayOptions:
 
     address: str | None = None
     dashboard_host: str = "127.0.0.1"
-    dashboard_port: int = 8265
+    dashboard_port: int | None = None  # None: 8265, or the next free port (start_ray)
 
 
 def run_search(settings: SearchSettings | None = None, *, resume: str | os.PathLike | RunLocation | None = None,
@@ -97,6 +97,8 @@ def ray_connection(options: RayOptions, log: Log = print) -> Iterator[dict[str, 
     configure_ray_env(address)
     try:
         info = start_ray(address, options.dashboard_host, options.dashboard_port)
+    except SettingError:  # a dashboard port asked for that is taken
+        raise
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SearchConfigError("address", "cannot start or reach Ray ({why})",
                                 why=str(exc).splitlines()[0]) from None

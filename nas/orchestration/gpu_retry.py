@@ -17,7 +17,7 @@ from typing import Any
 
 def was_fractional_oom(trial: Any) -> bool:
     """Whether the trial's latest failure was trials.loop.FractionalOOM."""
-    from trials.loop import FractionalOOM
+    from trials import FractionalOOM
 
     try:
         error = trial.get_pickled_error()

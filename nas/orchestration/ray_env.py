@@ -6,8 +6,12 @@ ray is imported inside `start_ray` on purpose: `configure_ray_env` must run firs
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +43,20 @@ def configure_ray_env(address: str | None) -> None:
             os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def start_ray(address: str | None, dashboard_host: str, dashboard_port: int, num_cpus: int | None = None
+DEFAULT_DASHBOARD_PORT = 8265  # Ray's own default
+# Embedded Ray instances started on this machine take turns (a file lock) from choosing the dashboard's
+# port until that port is bound: two searches started at the same moment would otherwise both find 8265
+# free, and the second Ray would wait a minute and die ("Failed to find a valid port for dashboard").
+START_LOCK = Path(tempfile.gettempdir()) / "nas-ray-start.lock"
+
+
+def start_ray(address: str | None, dashboard_host: str, dashboard_port: int | None, num_cpus: int | None = None
               ) -> dict[str, Any]:
-    """Start an embedded Ray (or join a cluster) and say where its dashboard and token are."""
+    """Start an embedded Ray (or join a cluster) and say where its dashboard and token are.
+
+    `dashboard_port` None: 8265, or the next free port when another Ray (another search) holds it; a port
+    asked for that is taken is refused at once, naming the setting.
+    """
     configure_ray_env(address)
     import ray
 
@@ -50,15 +65,48 @@ def start_ray(address: str | None, dashboard_host: str, dashboard_port: int, num
     else:
         # Everything on loopback: nothing listens on a public address unless the user asks for it.
         loopback = dashboard_host in ("127.0.0.1", "localhost")
-        context = ray.init(
-            address="local", include_dashboard=True, dashboard_host=dashboard_host,
-            dashboard_port=dashboard_port, num_cpus=num_cpus, log_to_driver=True,
-            **({"_node_ip_address": "127.0.0.1"} if loopback else {}),
-        )
+        with _start_lock():
+            port = free_dashboard_port(dashboard_host, dashboard_port)
+            context = ray.init(
+                address="local", include_dashboard=True, dashboard_host=dashboard_host,
+                dashboard_port=port, num_cpus=num_cpus, log_to_driver=True,
+                **({"_node_ip_address": "127.0.0.1"} if loopback else {}),
+            )
     url = context.dashboard_url or ""
     token_path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
     return {"dashboard": f"http://{url}" if url and not url.startswith("http") else url,
             "token_path": token_path, "resources": ray.cluster_resources()}
+
+
+def free_dashboard_port(host: str, asked: int | None, tries: int = 50) -> int:
+    """The dashboard's port: `asked` if free (else refused), or the first free one from 8265 up."""
+    if asked is not None:
+        if not _port_free(host, asked):
+            raise SearchConfigError("dashboard_port", "{port} is in use on {host} (another Ray dashboard, or "
+                                    "another search?); give a free port, or leave {dashboard_port} out to take "
+                                    "the next free one", port=asked, host=host)
+        return asked
+    for port in range(DEFAULT_DASHBOARD_PORT, DEFAULT_DASHBOARD_PORT + tries):
+        if _port_free(host, port):
+            return port
+    raise SearchConfigError("dashboard_port", "no free port in {lo}..{hi} on {host}; give one",
+                            lo=DEFAULT_DASHBOARD_PORT, hi=DEFAULT_DASHBOARD_PORT + tries - 1, host=host)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError:
+            return False
+    return True
+
+
+@contextmanager
+def _start_lock():
+    with open(START_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, also if this process dies
+        yield
 
 
 def gpu_fraction(flops_train: int) -> float:

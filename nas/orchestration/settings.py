@@ -29,7 +29,6 @@ SCHEDULERS = ("asha", "none")
 OBJECTIVES = ("accuracy", "accuracy,flops")
 MATCHES = ("params", "flops")
 DEFAULT_KEEP_CHECKPOINTS = 3  # nas.export's default --top is 5; its best 3 keep their weights
-IMAGEFOLDER = "imagefolder:"
 
 
 class SearchConfigError(SettingError):
@@ -165,6 +164,8 @@ def with_absolute_paths(settings: SearchSettings) -> SearchSettings:
     """--data-dir, imagefolder:PATH and --space-file made absolute against the driver's directory: Tune
     runs every trial in its own working directory, and --resume may run elsewhere; a relative path
     would point at nothing there."""
+    from trials import IMAGEFOLDER  # the dataset prefix is the trials' (imports torch: only here)
+
     changes: dict[str, Any] = {}
     if settings.data_dir is not None:
         changes["data_dir"] = str(Path(settings.data_dir).expanduser().resolve())
@@ -277,7 +278,7 @@ def write_search_json(settings: SearchSettings, space, budget, train_resolution:
 
 
 __all__ = [
-    "ACCEPTS", "CHOICES", "DEFAULT_KEEP_CHECKPOINTS", "IMAGEFOLDER", "MATCHES", "OBJECTIVES", "SAMPLERS",
+    "ACCEPTS", "CHOICES", "DEFAULT_KEEP_CHECKPOINTS", "MATCHES", "OBJECTIVES", "SAMPLERS",
     "SCHEDULERS", "Accepts", "SearchConfigError", "SearchSettings", "check_fields", "check_run_dir",
     "from_keywords", "load_settings", "run_location", "with_absolute_paths", "write_search_json",
 ]

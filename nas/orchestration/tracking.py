@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # label_process lives in trials (the trainable calls it; trials must not import nas): re-exported here.
-from trials.labels import label_process, process_title
+from trials import label_process, process_title
 
 from ..errors import SettingError
 
