@@ -14,16 +14,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import Parser, UsageError, non_negative_int, port, positive_int, run_main, setting_errors
+from .cli import Parser, UsageError, non_negative_int, port, positive_int, run_main, setting_errors, wrap
 
 FLAGS = {"run_dir": None, "top": "--top", "controls": "--controls", "seeds": "--seeds", "epochs": "--epochs",
          "train_resolution": "--train-resolution"}
 
 
+def local_run_dir(text: str) -> Path:
+    """RUN_DIR: a local directory. A run on an object store is refused, not misread as a path."""
+    if "://" in text:
+        raise ValueError(f"{text} is a URI; nas.validate retrains from a local run directory (copy the run "
+                         "there first)")
+    return Path(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m nas.validate", description=__doc__.splitlines()[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path, help="the search's run directory")
+    parser.add_argument("run_dir", type=wrap(local_run_dir), help="the search's run directory (local)")
     parser.add_argument("--top", type=positive_int, required=True, help="retrain the K best architectures")
     parser.add_argument("--controls", type=non_negative_int, default=0,
                         help="and M more drawn evenly across the rest of the ranking (default 0)")

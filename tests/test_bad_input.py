@@ -257,6 +257,7 @@ RUN_CASES = [
     case("analyze", "{run}", "{run}", "--out", "{file}/sub.html", expect=("--out", "folder does not exist")),
     case("analyze", "{run}", "{run}", "--out", "{empty}", expect=("--out", "is a directory")),
     # issue 12: nas.validate (every check happens before Ray starts)
+    case("validate", "s3://bucket/runs/x", "--top", "1", expect=("run_dir", "local run directory")),
     case("validate", "{run}", expect="--top"),
     case("validate", "{run}", "--top", "0", expect=("--top", "positive integer")),
     case("validate", "{run}", "--top", "two", expect="--top"),

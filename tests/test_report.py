@@ -17,6 +17,7 @@ from nas.cli import run_main
 from nas.report import load_run, pareto_front, write_report
 from search_spaces import load_architecture
 from tests.fake_run import write_fake_run
+from tests.s3_server import s3_server, s3_uri  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -411,3 +412,19 @@ def test_comparison_overlays_the_runs_edfs_with_n_per_curve(tmp_path, capsys):
             assert tr["x"][1:] == pytest.approx(sorted(err))
     html = out.read_text()
     assert "resnext-cifar" in html and "resnext-imagenet" in html
+
+
+def test_comparison_of_runs_on_an_object_store(tmp_path, s3_uri, capsys):  # noqa: F811
+    from nas.rundir import RunLocation
+
+    uris = []
+    for name, seed in (("a", 4), ("b", 5)):
+        local = write_fake_run(tmp_path / name, n_trials=8, seed=seed, failures=False, max_epochs=2)
+        loc = RunLocation.parse(s3_uri, name)
+        loc.upload_dir(local)
+        uris.append(loc.public_uri)
+    out = tmp_path / "cmp.html"
+    assert run_main(main, [*uris, "--out", str(out)]) == 0, capsys.readouterr().err
+    html = out.read_text()
+    assert set(figures(out)) == {"edf-common", "edf-completed"}
+    assert RunLocation.parse(s3_uri, "a").display in html  # the table names where each run is

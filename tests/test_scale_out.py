@@ -137,6 +137,19 @@ def test_cpu_trials_are_sized_by_the_largest_node_not_the_cluster_total():
     assert err.value.setting == "cpus_per_trial"
 
 
+def test_gpu_trials_are_sized_by_the_nodes_that_have_a_gpu():
+    nodes = [{"CPU": 16.0}, {"CPU": 4.0, "GPU": 1.0}]  # the CPU-richest node has no GPU
+    cluster = {"CPU": 20.0, "GPU": 1.0}
+    with pytest.raises(SearchConfigError) as err:
+        trial_resources(_settings("--cpus-per-trial", "8", "--gpus-per-trial", "1"), cluster, 32, nodes=nodes)
+    assert err.value.setting == "cpus_per_trial" and "with a GPU has 4 CPUs" in str(err.value)
+    assert trial_resources(_settings("--cpus-per-trial", "4", "--gpus-per-trial", "1"), cluster, 32,
+                           nodes=nodes) == {"cpu": 4.0, "gpu": 1.0}
+    # kept off the GPU, the same trial may use the CPU node
+    assert trial_resources(_settings("--cpus-per-trial", "8", "--gpus-per-trial", "0"), cluster, 32,
+                           nodes=nodes) == {"cpu": 8.0}
+
+
 # --- finding 12: ray:// ------------------------------------------------------------------------------
 
 def test_ray_client_addresses_are_refused_pointing_to_ray_job_submit(capsys):

@@ -334,3 +334,13 @@ def test_dashboard_line_says_how_to_get_the_token(monkeypatch):
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "/etc/ray/token")
     assert line != tracking.dashboard_line("http://127.0.0.1:8265")
     assert tracking.dashboard_line("http://h:1").endswith("the file /etc/ray/token)")
+
+
+def test_mlflow_with_a_run_on_an_object_store_is_refused_before_ray_starts():
+    from nas.orchestration import SearchSettings
+
+    s = SearchSettings(budget_flops=10**9, name="x", log=["mlflow"],
+                       storage_path="s3://bucket/runs?endpoint_override=127.0.0.1:9&scheme=http&region=us-east-1")
+    with pytest.raises(tracking.TrackingError) as info:
+        tracking.check_tracking(s)
+    assert info.value.setting == "log" and "object store" in str(info.value)

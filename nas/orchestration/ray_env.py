@@ -119,29 +119,33 @@ def gpu_fraction(flops_train: int) -> float:
     return 1.0
 
 
-def largest_node() -> dict[str, float]:
-    """Resources of the alive Ray node with the most CPUs ({} when Ray is not running): a trial runs on
-    one node, so it can never get more than that (ray.cluster_resources() is the sum over nodes)."""
+def alive_node_resources() -> list[dict[str, float]]:
+    """Each alive Ray node's resources ([] when Ray is not running): a trial runs on one node, so it can
+    never get more than one node has (ray.cluster_resources() is the sum over nodes)."""
     import ray
 
     if not ray.is_initialized():
-        return {}
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    return max(nodes, key=lambda r: r.get("CPU", 0.0), default={})
+        return []
+    return [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
 
 
 def trial_resources(settings: SearchSettings, cluster: dict[str, float], train_resolution: int,
-                    node: dict[str, float] | None = None):
+                    node: dict[str, float] | None = None, nodes: list[dict[str, float]] | None = None):
     """A function config -> resources, so each trial's GPU share follows its architecture.
 
-    `node` is the largest node's resources (default: asked of Ray): CPU-only trials are sized by it, never
-    by the cluster's total, which no single node has (review finding 9: 2 x 16 CPUs asked 32 per trial).
+    Trials are sized by single nodes (`nodes`, default: asked of Ray; `node`: one node's resources),
+    never by the cluster's total, which no single node has: CPU-only trials by the CPU-richest node, GPU
+    trials by the nodes that have a GPU. A request that no node can host is refused (it would wait forever).
     """
+    nodes = [node] if node is not None else (nodes if nodes is not None else alive_node_resources())
     gpus = cluster.get("GPU", 0.0)
-    node_cpus = (node if node is not None else largest_node()).get("CPU") or cluster.get("CPU", 1.0)
+    on_gpu = bool(gpus) and settings.gpus_per_trial != 0
+    hosts = ([n for n in nodes if n.get("GPU", 0.0) > 0] or nodes) if on_gpu else nodes
+    node_cpus = max((n.get("CPU", 0.0) for n in hosts), default=0.0) or cluster.get("CPU", 1.0)
     if settings.cpus_per_trial and settings.cpus_per_trial > node_cpus:
-        raise SearchConfigError("cpus_per_trial", "{cpus:g} but the largest Ray node has {node:g} CPUs (trials "
-                                "would wait forever)", cpus=settings.cpus_per_trial, node=node_cpus)
+        where = "Ray node with a GPU" if on_gpu else "Ray node"
+        raise SearchConfigError("cpus_per_trial", "{cpus:g} but the largest {where} has {node:g} CPUs (trials "
+                                "would wait forever)", cpus=settings.cpus_per_trial, where=where, node=node_cpus)
     if settings.gpus_per_trial and settings.gpus_per_trial > gpus:
         raise SearchConfigError("gpus_per_trial", "{share:g} but the Ray cluster has {gpus:g} GPUs (trials would "
                                 "wait forever); use {gpus_per_trial} 0 or a cluster with GPUs",
@@ -167,4 +171,4 @@ class _GpuShare:
         return {"cpu": self.cpus, "gpu": gpu_fraction(complexity(arch, self.train_resolution).flops)}
 
 
-__all__ = ["configure_ray_env", "gpu_fraction", "largest_node", "start_ray", "trial_resources"]
+__all__ = ["configure_ray_env", "gpu_fraction", "alive_node_resources", "start_ray", "trial_resources"]

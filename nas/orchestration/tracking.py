@@ -334,7 +334,10 @@ def mlflow_callbacks(tracking_uri: str, experiment_name: str, parent_run_id: str
 
 def check_tracking(settings) -> None:
     """--log targets known (and MLflow installed); --optuna-storage a URL or a path (opened later)."""
-    parse_log(settings.log)
+    if "mlflow" in parse_log(settings.log) and not settings.location.is_local:
+        # the parent run's artifacts (best.json, report.html) are logged from a local run directory
+        raise TrackingError("log", "mlflow needs a local run directory; {storage_path} {path} is on an object "
+                            "store, whose files stay there (leave {log} out)", path=settings.storage_path)
     if settings.optuna_storage is not None and not settings.optuna_storage.strip():
         raise TrackingError("optuna_storage", "empty; give a path (journal file) or an RDB URL")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from plotly.offline import get_plotlyjs
@@ -27,9 +27,10 @@ DEFAULT_OUT = Path("comparison.html")
 
 def run_labels(runs: list[RunData]) -> list[str]:
     """Each run's folder name; parent/name where two runs share a name."""
-    names = [r.run_dir.resolve().name for r in runs]
-    return [f"{r.run_dir.resolve().parent.name}/{n}" if names.count(n) > 1 else n
-            for r, n in zip(runs, names, strict=True)]
+    # from the location, local or on an object store (there run_dir is None)
+    paths = [PurePosixPath(r.where) for r in runs]
+    names = [p.name for p in paths]
+    return [f"{p.parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
 
 
 def _budget(search: dict) -> str:
@@ -53,7 +54,7 @@ def comparison_sections(runs: dict[str, RunData]) -> tuple[list[Section], pd.Dat
         "run": label, "space": r.search.get("space", "unknown"), "budget": _budget(r.search),
         "free C/d": r.search.get("free", ""), "dataset": r.search.get("dataset", "unknown"),
         "train res.": r.search.get("train_resolution", ""), "trials": len(r.trials),
-        f"n at {c.fidelity.label}": c.n, "n completed": d.n, "directory": str(r.run_dir.resolve()),
+        f"n at {c.fidelity.label}": c.n, "n completed": d.n, "directory": r.where,
     } for (label, r), c, d in zip(runs.items(), common, done, strict=True)])
     return sections, table
 
