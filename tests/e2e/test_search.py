@@ -1,0 +1,210 @@
+"""The search end to end on CPU: Ray Tune + OptunaSearch + ASHA, a separately started Ray head, and
+resume after `kill -9` of the driver."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from search_spaces import build_model, complexity, load_architecture
+from search_spaces.budget import Budget
+from tests.helpers import searchrun
+
+pytestmark = pytest.mark.slow
+BUDGET = Budget.parse("500MFLOPs")
+
+
+def assert_all_feasible(frame: pd.DataFrame) -> None:
+    for arch_json, flops in zip(frame["arch"], frame["flops"], strict=True):
+        arch_flops = complexity(load_arch(arch_json), 224).flops
+        assert arch_flops == flops and BUDGET.contains(flops)
+
+
+def load_arch(text: str):
+    from search_spaces import Architecture
+
+    return Architecture.from_dict(json.loads(text))
+
+
+def test_end_to_end_search_with_asha(tmp_path):
+    args = [*searchrun.FAST, "--trials", "6", "--max-epochs", "3", "--grace-epochs", "1",
+            "--reduction-factor", "2", "--storage-path", str(tmp_path), "--name", "e2e", "--seed", "3"]
+    out = searchrun.run(args)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = tmp_path / "e2e"
+    frame = searchrun.trials(run_dir)
+    assert len(frame) == 6 and frame["trial_id"].is_unique
+    assert_all_feasible(frame)
+    assert set(frame["outcome"]) <= {"completed", "stopped"}
+    assert (frame["outcome"] == "stopped").any(), "ASHA stopped no trial"
+    assert (frame["outcome"] == "completed").any()
+    stopped = frame[frame["outcome"] == "stopped"]
+    assert (stopped["epochs"] < 3).all() and (frame[frame["outcome"] == "completed"]["epochs"] == 3).all()
+    epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
+    assert epochs.groupby("trial_id").size().to_dict() == dict(zip(frame["trial_id"], frame["epochs"], strict=True))
+    # the exported best architecture rebuilds, and is the best trial's
+    best = load_architecture(run_dir / "best.json")
+    model = build_model(best)
+    assert sum(p.numel() for p in model.parameters()) == complexity(best).params
+    top = frame.sort_values("best_val_accuracy", ascending=False).iloc[0]
+    assert best.to_dict() == json.loads(top["arch"])
+    assert (run_dir / "report.html").stat().st_size > 100_000
+    # nas.export: the best architecture with its trained weights, which load into its trained form
+    exported = subprocess.run([sys.executable, "-m", "nas.export", str(run_dir), "--top", "2"],
+                              capture_output=True, text=True, env=searchrun.env(), timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    (first,) = (run_dir / "export").glob("rank01_*")
+    assert load_architecture(first / "arch.json") == best
+    trained = load_architecture(first / "trained_arch.json")
+    assert trained.stages == best.stages and trained.num_classes == 10
+    from nas.report.deploy import load_weights
+
+    build_model(trained).load_state_dict(load_weights(first / "weights.safetensors")[1], strict=True)
+    # what the user saw: the dashboard URL, the token's place, the summary table
+    assert "Ray dashboard: http://127.0.0.1:" in out.stdout and "auth_token" in out.stdout
+    assert "Best: " in out.stdout and "trials.csv" in out.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_search_on_a_separately_started_ray_head(tmp_path):
+    port = free_port()
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        # as nas.search does for loopback: without it Ray moves the head onto the network address
+        env={**searchrun.env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
+    try:
+        args = [*searchrun.FAST, "--trials", "2", "--max-epochs", "1", "--address", f"127.0.0.1:{port}",
+                "--storage-path", str(tmp_path), "--name", "cluster"]
+        out = searchrun.wait_for(lambda: _try_run(args), timeout=120)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        frame = searchrun.trials(tmp_path / "cluster")
+        assert len(frame) == 2 and set(frame["outcome"]) == {"completed"}
+        assert_all_feasible(frame)
+        assert head.poll() is None, "the search must not stop the cluster it joined"
+    finally:
+        leftovers = searchrun.descendants(head.pid)
+        head.terminate()
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        searchrun.kill_pids(leftovers)
+
+
+def _try_run(args):
+    out = searchrun.run(args)
+    # The head may still be coming up: retry on connection errors only.
+    if out.returncode != 0 and "onnect" in out.stdout + out.stderr and "Best:" not in out.stdout:
+        return None
+    return out
+
+
+def _epochs(run_dir):
+    path = run_dir / "epochs.csv"
+    return pd.read_csv(path, dtype={"trial_id": str}) if path.exists() else pd.DataFrame(columns=["trial_id"])
+
+
+MOMENTS = {
+    # before the first trial finishes: it is running, no epoch done yet
+    "before-first-trial-finishes": lambda t, e: len(t) >= 1 and len(e) == 0 and (t["outcome"] == "running").any(),
+    # mid-trial: a trial has a checkpointed epoch but has not finished
+    "mid-trial": lambda t, e: (t["outcome"] == "completed").sum() == 1 and len(e) >= 3,
+    # between trials: right after a trial completed
+    "between-trials": lambda t, e: (t["outcome"] == "completed").sum() >= 1,
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
+    run_dir = tmp_path / "killed"
+    # Own dashboard port: another search on the machine may hold the default one.
+    dashboard = ["--dashboard-port", str(free_port())]
+    args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
+            "--storage-path", str(tmp_path), "--name", "killed", *dashboard]
+    log = tmp_path / "first.log"
+    proc = searchrun.start(args, log)
+    try:
+        searchrun.wait_for(lambda: MOMENTS[moment](searchrun.trials(run_dir), _epochs(run_dir)),
+                           timeout=240, proc=proc, log=log)
+    finally:
+        leftovers = searchrun.kill_driver(proc)
+    before, epochs_before = searchrun.trials(run_dir), _epochs(run_dir)
+    finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
+    searchrun.kill_pids(leftovers)
+    out = searchrun.run(["--resume", str(run_dir), *dashboard])
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    after, epochs = searchrun.trials(run_dir), _epochs(run_dir)
+    # exactly the trials asked for, each once, all finished
+    assert len(after) == 3 and after["trial_id"].is_unique, out.stdout[-4000:]
+    assert set(after["outcome"]) == {"completed"}
+    assert finished <= set(after["trial_id"])
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert (epochs.groupby("trial_id").size() == 2).all() and set(epochs["trial_id"]) == set(after["trial_id"])
+    # nothing recorded before the kill was trained again (timings would differ): finished trials, and
+    # the epochs an interrupted trial had checkpointed, which it continued from
+    known = set(after["trial_id"])
+    kept = epochs_before[epochs_before["trial_id"].isin(known)].sort_values(["trial_id", "epoch"])
+    if len(kept):  # (before the first trial finished, nothing was recorded yet)
+        again = epochs.merge(kept[["trial_id", "epoch"]]).sort_values(["trial_id", "epoch"])
+        pd.testing.assert_frame_equal(again.reset_index(drop=True), kept.reset_index(drop=True))
+    if moment == "mid-trial":
+        assert len(kept) >= 3  # the interrupted trial's first epoch is among them
+    # best.json and the printed summary rank every trial in trials.csv, those run after the resume too
+    top = after.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
+    assert load_architecture(run_dir / "best.json").to_dict() == json.loads(top["arch"])
+    assert f"Best: {top['name']}" in out.stdout
+
+
+def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path):
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    import psutil
+
+    run_dir = tmp_path / "exposed"
+    log = tmp_path / "log"
+    proc = searchrun.start([*searchrun.FAST, "--trials", "1", "--max-epochs", "2", "--dashboard-port",
+                            str(free_port()), "--storage-path", str(tmp_path), "--name", "exposed"], log)
+    try:
+        searchrun.wait_for(lambda: (searchrun.trials(run_dir)["outcome"] == "running").any(), 120, proc, log)
+        processes = [psutil.Process(proc.pid), *searchrun.descendants(proc.pid)]
+        listening = []
+        for p in processes:
+            try:
+                listening += [c.laddr for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            except psutil.NoSuchProcess:
+                pass
+        assert len(listening) >= 3  # GCS, raylet, dashboard at least
+        assert {addr.ip for addr in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening
+        url = next(line.split()[2] for line in log.read_text().splitlines() if line.startswith("Ray dashboard:"))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/api/version", timeout=10)
+        assert refused.value.code == 401
+        # the dashboard line names the token file: "... (its token: `ray get-auth-token`, or the file PATH)"
+        token = Path(next(line for line in log.read_text().splitlines() if line.startswith("Ray dashboard:"))
+                     .split("or the file ")[1].rstrip(")")).expanduser().read_text().strip()
+        request = urllib.request.Request(url + "/api/version", headers={"Authorization": f"Bearer {token}"})
+        assert json.loads(urllib.request.urlopen(request, timeout=10).read())["ray_version"]
+    finally:
+        searchrun.kill_pids(searchrun.kill_driver(proc))
+
+
+def test_asking_for_gpus_on_a_cluster_without_any_is_a_clear_error(tmp_path):
+    out = searchrun.run([*searchrun.FAST, "--gpus-per-trial", "0.5", "--storage-path", str(tmp_path),
+                         "--name", "gpu"], timeout=120)
+    assert out.returncode == 2
+    assert "--gpus-per-trial" in out.stderr and "0 GPUs" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "gpu").exists()  # nothing half-written
