@@ -3,13 +3,10 @@ GPU check cannot rot between the sessions that have a GPU; and the pieces that d
 run comes back with results at all (a step's timeout, strict JSON, the carried wheels)."""
 
 import json
-import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -44,15 +41,13 @@ def test_stored_wheel_keeps_every_file(tmp_path):
         assert z.read("pkg/__init__.py") == b"x = 1\n" * 100
 
 
-@pytest.mark.slow
-def test_smoke_mode_runs_every_step_and_writes_its_results(tmp_path):
+def test_smoke_mode_runs_every_step_and_writes_its_results(tmp_path, search_process):
     out = tmp_path / "out"
     # Without the packing step: on a CPU it is two more plain searches (its GPU shares cannot be had here),
     # ~70 of the test's ~160 s; its figures are the code the sweep and the search run through.
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", str(out), "--smoke", "--total", "600",
-                           "--workdir", str(tmp_path / "work"), "--bundle", str(tmp_path / "no-bundle"),
-                           "--only", "train_step,sweep,search"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = search_process.call([sys.executable, "benchmarks/gpu_check.py", str(out), "--smoke", "--total", "600",
+                                "--workdir", str(tmp_path / "work"), "--bundle", str(tmp_path / "no-bundle"),
+                                "--only", "train_step,sweep,search"], cwd=ROOT, timeout=900)
     summary = json.loads((out / "gpu_check.json").read_text())
     assert summary["mode"] == "smoke" and summary["versions"]["torch"]
     steps = summary["steps"]

@@ -6,12 +6,6 @@ import sys
 import time
 import uuid
 
-import pytest
-
-from tests.helpers.ray_cluster import ray_cluster  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.slow
-
 
 def driver(cluster, *args, timeout=120):
     out = cluster.run([sys.executable, "-m", "tests.helpers.cluster_driver", *args], timeout=timeout)
@@ -24,7 +18,7 @@ def _result(text, rc):
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def test_local_storage_is_refused_on_two_nodes(ray_cluster, tmp_path):  # noqa: F811
+def test_local_storage_is_refused_on_two_nodes(ray_cluster, tmp_path):
     result = driver(ray_cluster, "refuse", str(tmp_path / "runs"))
     assert result["refused"] is not None
     assert result["refused"].startswith(f"storage_path: {tmp_path / 'runs'} is a local path but the Ray "
@@ -32,7 +26,7 @@ def test_local_storage_is_refused_on_two_nodes(ray_cluster, tmp_path):  # noqa: 
     assert "s3://" in result["refused"] and "\n" not in result["refused"]
 
 
-def test_trials_run_on_both_nodes_with_storage_on_s3(ray_cluster):  # noqa: F811
+def test_trials_run_on_both_nodes_with_storage_on_s3(ray_cluster):
     name = f"place-{uuid.uuid4().hex[:6]}"
     result = driver(ray_cluster, "place", ray_cluster.s3.uri("runs"), name)
     trials = sorted(result["trials"], key=lambda t: t["where"])
@@ -45,7 +39,7 @@ def test_trials_run_on_both_nodes_with_storage_on_s3(ray_cluster):  # noqa: F811
     assert any(f.startswith("experiment_state-") for f in result["files"])
 
 
-def test_killing_the_worker_node_loses_nothing(ray_cluster, tmp_path):  # noqa: F811
+def test_killing_the_worker_node_loses_nothing(ray_cluster, tmp_path):
     name = f"survive-{uuid.uuid4().hex[:6]}"
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -107,7 +101,7 @@ def inspect(cluster, *args):
     return _result(seen.stdout + seen.stderr, seen.returncode)
 
 
-def test_nas_search_refuses_local_storage_on_two_nodes(ray_cluster, tmp_path):  # noqa: F811
+def test_nas_search_refuses_local_storage_on_two_nodes(ray_cluster, tmp_path):
     runs = tmp_path / "runs"
     out = ray_cluster.run([sys.executable, *SEARCH, "--trials", "1", "--storage-path", str(runs), "--name", "x"],
                           timeout=300)
@@ -119,7 +113,7 @@ def test_nas_search_refuses_local_storage_on_two_nodes(ray_cluster, tmp_path):  
     assert "Search:" not in out.stdout
 
 
-def test_nas_search_runs_trials_on_both_nodes_with_the_run_on_s3(ray_cluster):  # noqa: F811
+def test_nas_search_runs_trials_on_both_nodes_with_the_run_on_s3(ray_cluster):
     name = f"nas-{uuid.uuid4().hex[:6]}"
     uri = ray_cluster.s3.uri("runs")
     earlier = set(inspect(ray_cluster)["actors"])  # trial actors of other tests on this cluster

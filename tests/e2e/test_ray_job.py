@@ -5,14 +5,11 @@ job's cluster (no second Ray), and its logs and status are read back through the
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 
-import pytest
-
-from tests.e2e.test_search import free_port
 from tests.helpers import searchrun
+from tests.helpers.searchrun import free_port
 
 ROOT = searchrun.ROOT
 STARTING = ("No available agent", "Connection refused", "Failed to connect", "ConnectionError")
@@ -26,8 +23,7 @@ print(json.dumps([{"status": str(j.status).removeprefix("JobStatus."),
 """
 
 
-@pytest.mark.slow
-def test_ray_job_submit_runs_the_search_and_the_dashboard_lists_it(tmp_path):
+def test_ray_job_submit_runs_the_search_and_the_dashboard_lists_it(tmp_path, search_process):
     workdir = tmp_path / "wd"
     for package in ("nas", "trials", "search_spaces"):
         shutil.copytree(ROOT / package, workdir / package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -39,24 +35,20 @@ def test_ray_job_submit_runs_the_search_and_the_dashboard_lists_it(tmp_path):
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     env = {**searchrun.env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **auth}
     env.pop("PYTHONPATH")  # the job must run the uploaded copy, not this checkout
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dash}",
-         # free ports for the agents too: the job agent's default (52365) may be held by another Ray on
-         # this machine (the suite's shared instance), and then no job can be submitted
-         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-         f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     address = f"http://127.0.0.1:{dash}"
-    try:
+    with search_process.ray_head(
+            port, "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+            # free ports for the agents too: the job agent's default (52365) may be held by another Ray on
+            # this machine (the suite's shared instance), and then no job can be submitted
+            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}", environ=env):
         search = ["python", "-m", "nas.search", *searchrun.FAST, "--trials", "2", "--max-epochs", "1",
                   "--storage-path", str(tmp_path / "runs"), "--name", "job"]
         submit = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address", address,
                   "--working-dir", str(workdir), "--", *search]
         deadline = time.monotonic() + 180
         while True:  # the dashboard, then the head's job agent, come up a little after `ray start`
-            out = subprocess.run(submit, capture_output=True, text=True, timeout=600, env=env)
+            out = search_process.call(submit, timeout=600, env=env)
             text = out.stdout + out.stderr
             if out.returncode == 0 or not any(m in text for m in STARTING) or time.monotonic() > deadline:
                 break
@@ -64,8 +56,7 @@ def test_ray_job_submit_runs_the_search_and_the_dashboard_lists_it(tmp_path):
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         # The job API's client in a process of its own: Ray caches the auth token per process, and this
         # one may have loaded another token for the suite's shared Ray instance.
-        read = subprocess.run([sys.executable, "-c", READ_JOBS, address], capture_output=True, text=True,
-                              timeout=120, env=env)
+        read = search_process.call([sys.executable, "-c", READ_JOBS, address], timeout=120, env=env)
         assert read.returncode == 0, read.stderr[-3000:]
         jobs = json.loads(read.stdout.strip().splitlines()[-1])
         assert len(jobs) == 1 and jobs[0]["status"] == "SUCCEEDED", jobs
@@ -74,11 +65,3 @@ def test_ray_job_submit_runs_the_search_and_the_dashboard_lists_it(tmp_path):
         frame = searchrun.trials(tmp_path / "runs" / "job")
         assert len(frame) == 2 and set(frame["outcome"]) == {"completed"}
         assert (tmp_path / "runs" / "job" / "best.json").is_file()
-    finally:
-        leftovers = searchrun.descendants(head.pid)
-        head.terminate()
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            head.kill()
-        searchrun.kill_pids(leftovers)

@@ -11,8 +11,6 @@ from nas.orchestration import SearchSettings, run
 from search_spaces import Architecture, complexity
 from search_spaces.budget import Budget, parse_flops
 
-pytestmark = pytest.mark.slow
-
 
 def tiny(tmp_path, name, **kw) -> SearchSettings:
     base = dict(budget_flops=parse_flops("500MFLOPs"), dataset="synthetic", train_subset=96, val_size=128,

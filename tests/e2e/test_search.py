@@ -4,9 +4,6 @@ resume after `kill -9` of the driver."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -14,8 +11,8 @@ import pytest
 from search_spaces import build_model, complexity, load_architecture
 from search_spaces.budget import Budget
 from tests.helpers import searchrun
+from tests.helpers.searchrun import free_port
 
-pytestmark = pytest.mark.slow
 BUDGET = Budget.parse("500MFLOPs")
 
 
@@ -31,10 +28,10 @@ def load_arch(text: str):
     return Architecture.from_dict(json.loads(text))
 
 
-def test_end_to_end_search_with_asha(tmp_path):
+def test_end_to_end_search_with_asha(tmp_path, search_process):
     args = [*searchrun.FAST, "--trials", "6", "--max-epochs", "3", "--grace-epochs", "1",
             "--reduction-factor", "2", "--storage-path", str(tmp_path), "--name", "e2e", "--seed", "3"]
-    out = searchrun.run(args)
+    out = search_process.run(args)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run_dir = tmp_path / "e2e"
     frame = searchrun.trials(run_dir)
@@ -55,8 +52,7 @@ def test_end_to_end_search_with_asha(tmp_path):
     assert best.to_dict() == json.loads(top["arch"])
     assert (run_dir / "report.html").stat().st_size > 100_000
     # nas.export: the best architecture with its trained weights, which load into its trained form
-    exported = subprocess.run([sys.executable, "-m", "nas.export", str(run_dir), "--top", "2"],
-                              capture_output=True, text=True, env=searchrun.env(), timeout=120)
+    exported = search_process.command("nas.export", str(run_dir), "--top", "2", timeout=120)
     assert exported.returncode == 0, exported.stderr
     (first,) = (run_dir / "export").glob("rank01_*")
     assert load_architecture(first / "arch.json") == best
@@ -70,41 +66,21 @@ def test_end_to_end_search_with_asha(tmp_path):
     assert "Best: " in out.stdout and "trials.csv" in out.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_search_on_a_separately_started_ray_head(tmp_path):
+def test_search_on_a_separately_started_ray_head(tmp_path, search_process):
     port = free_port()
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        # as nas.search does for loopback: without it Ray moves the head onto the network address
-        env={**searchrun.env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
-    try:
+    with search_process.ray_head(port, "--include-dashboard=false") as head:
         args = [*searchrun.FAST, "--trials", "2", "--max-epochs", "1", "--address", f"127.0.0.1:{port}",
                 "--storage-path", str(tmp_path), "--name", "cluster"]
-        out = searchrun.wait_for(lambda: _try_run(args), timeout=120)
+        out = searchrun.wait_for(lambda: _try_run(search_process, args), timeout=120)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         frame = searchrun.trials(tmp_path / "cluster")
         assert len(frame) == 2 and set(frame["outcome"]) == {"completed"}
         assert_all_feasible(frame)
         assert head.poll() is None, "the search must not stop the cluster it joined"
-    finally:
-        leftovers = searchrun.descendants(head.pid)
-        head.terminate()
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            head.kill()
-        searchrun.kill_pids(leftovers)
 
 
-def _try_run(args):
-    out = searchrun.run(args)
+def _try_run(search_process, args):
+    out = search_process.run(args)
     # The head may still be coming up: retry on connection errors only.
     if out.returncode != 0 and "onnect" in out.stdout + out.stderr and "Best:" not in out.stdout:
         return None
@@ -127,14 +103,14 @@ MOMENTS = {
 
 
 @pytest.mark.parametrize("moment", list(MOMENTS))
-def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
+def test_resume_after_kill_9_of_the_driver(tmp_path, moment, search_process):
     run_dir = tmp_path / "killed"
     # Own dashboard port: another search on the machine may hold the default one.
     dashboard = ["--dashboard-port", str(free_port())]
     args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
             "--storage-path", str(tmp_path), "--name", "killed", *dashboard]
     log = tmp_path / "first.log"
-    proc = searchrun.start(args, log)
+    proc = search_process.start(args, log)
     try:
         searchrun.wait_for(lambda: MOMENTS[moment](searchrun.trials(run_dir), _epochs(run_dir)),
                            timeout=240, proc=proc, log=log)
@@ -143,7 +119,7 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
     before, epochs_before = searchrun.trials(run_dir), _epochs(run_dir)
     finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
     searchrun.kill_pids(leftovers)
-    out = searchrun.run(["--resume", str(run_dir), *dashboard])
+    out = search_process.run(["--resume", str(run_dir), *dashboard])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     after, epochs = searchrun.trials(run_dir), _epochs(run_dir)
     # exactly the trials asked for, each once, all finished
@@ -167,7 +143,7 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, moment):
     assert f"Best: {top['name']}" in out.stdout
 
 
-def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path):
+def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path, search_process):
     import urllib.error
     import urllib.request
     from pathlib import Path
@@ -176,7 +152,7 @@ def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_pa
 
     run_dir = tmp_path / "exposed"
     log = tmp_path / "log"
-    proc = searchrun.start([*searchrun.FAST, "--trials", "1", "--max-epochs", "2", "--dashboard-port",
+    proc = search_process.start([*searchrun.FAST, "--trials", "1", "--max-epochs", "2", "--dashboard-port",
                             str(free_port()), "--storage-path", str(tmp_path), "--name", "exposed"], log)
     try:
         searchrun.wait_for(lambda: (searchrun.trials(run_dir)["outcome"] == "running").any(), 120, proc, log)
@@ -202,8 +178,8 @@ def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_pa
         searchrun.kill_pids(searchrun.kill_driver(proc))
 
 
-def test_asking_for_gpus_on_a_cluster_without_any_is_a_clear_error(tmp_path):
-    out = searchrun.run([*searchrun.FAST, "--gpus-per-trial", "0.5", "--storage-path", str(tmp_path),
+def test_asking_for_gpus_on_a_cluster_without_any_is_a_clear_error(tmp_path, search_process):
+    out = search_process.run([*searchrun.FAST, "--gpus-per-trial", "0.5", "--storage-path", str(tmp_path),
                          "--name", "gpu"], timeout=120)
     assert out.returncode == 2
     assert "--gpus-per-trial" in out.stderr and "0 GPUs" in out.stderr and "Traceback" not in out.stderr

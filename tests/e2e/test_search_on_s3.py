@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +14,6 @@ import pytest
 from nas.orchestration import SearchConfigError, SearchSettings, check_run_dir, load_settings
 from nas.orchestration.storage import RunLocation
 from tests.helpers import searchrun
-from tests.helpers.s3_server import s3_server, s3_uri  # noqa: F401  (fixtures)
 
 
 def _table(loc: RunLocation, rel: str) -> pd.DataFrame:
@@ -39,14 +36,9 @@ def _why(loc: RunLocation, trials: pd.DataFrame) -> list:
     return why
 
 
-def _command(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env=searchrun.env(), cwd=searchrun.ROOT, timeout=timeout)
-
-
 # --- quick: the run directory's checks on a bucket ---------------------------------------------------
 
-def test_new_run_on_s3_is_checked_and_nothing_local_is_created(s3_uri, tmp_path, monkeypatch):  # noqa: F811
+def test_new_run_on_s3_is_checked_and_nothing_local_is_created(s3_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = SearchSettings(budget_flops=500_000_000, storage_path=s3_uri, name="exp")
     loc = check_run_dir(settings, resume=False)
@@ -57,20 +49,19 @@ def test_new_run_on_s3_is_checked_and_nothing_local_is_created(s3_uri, tmp_path,
         check_run_dir(settings, resume=False)
 
 
-def test_resume_of_a_uri_that_is_no_run_names_resume(s3_uri):  # noqa: F811
+def test_resume_of_a_uri_that_is_no_run_names_resume(s3_uri):
     with pytest.raises(SearchConfigError, match=r"^resume: s3://nas-test/.*/nothing is not a search run directory"):
         load_settings(RunLocation.parse(s3_uri, "nothing").run_uri)
 
 
 # --- the whole life of a run on S3 ------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_path):  # noqa: F811
+def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_path, search_process):
     loc = RunLocation.parse(s3_uri, "s3run")
     args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
             "--storage-path", s3_uri, "--name", "s3run"]
     log = tmp_path / "first.log"
-    proc = searchrun.start(args, log)
+    proc = search_process.start(args, log)
     try:  # kill -9 once a trial has completed and the next one runs
         searchrun.wait_for(lambda: (_table(loc, "trials.csv")["outcome"] == "completed").sum() >= 1,
                            timeout=900, proc=proc, log=log)
@@ -81,7 +72,7 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
     assert not (Path(searchrun.ROOT) / "s3:").exists()
 
-    out = searchrun.run(["--resume", loc.run_uri], timeout=900)
+    out = search_process.run(["--resume", loc.run_uri], timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials, epochs = _table(loc, "trials.csv"), _table(loc, "epochs.csv")
     assert len(trials) == 3 and trials["trial_id"].is_unique and set(trials["outcome"]) == {"completed"}, (
@@ -98,13 +89,13 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
 
     # nas.analyze writes the report into the bucket again
     loc.delete("report.html")
-    analyzed = _command("nas.analyze", loc.run_uri)
+    analyzed = search_process.command("nas.analyze", loc.run_uri)
     assert analyzed.returncode == 0, analyzed.stderr
     assert loc.is_file("report.html") and len(loc.read_bytes("report.html")) > 100_000
     assert "(3 trials: 3 completed)" in analyzed.stdout
 
     # nas.export: into RUN_DIR/export on the bucket, with the best trial's weights from its checkpoint
-    exported = _command("nas.export", loc.run_uri, "--top", "2")
+    exported = search_process.command("nas.export", loc.run_uri, "--top", "2")
     assert exported.returncode == 0, exported.stderr
     index = json.loads(loc.read_text("export/index.json"))
     first = index["architectures"][0]
@@ -121,14 +112,14 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     # nas.train takes best.json's URI
     trained_out = tmp_path / "train"
     best_uri = RunLocation.parse(loc.run_uri, "best.json").run_uri
-    run = _command("nas.train", best_uri, "--dataset", "synthetic", "--train-subset", "64", "--epochs", "1",
-                   "--batch-size", "32", "--out", str(trained_out), "--json")
+    run = search_process.command("nas.train", best_uri, "--dataset", "synthetic", "--train-subset", "64",
+                                 "--epochs", "1", "--batch-size", "32", "--out", str(trained_out), "--json")
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["arch_file"] == f"{loc.display}/best.json" and (trained_out / "model.pt").is_file()
 
 
-def test_results_table_catches_up_with_what_tune_recorded_before_a_kill(s3_uri):  # noqa: F811
+def test_results_table_catches_up_with_what_tune_recorded_before_a_kill(s3_uri):
     """On a bucket, per-epoch table writes are throttled (one PUT each): a driver killed within that
     interval leaves trials.csv/epochs.csv behind Tune's own state. On resume the table fills them in
     from each trial's result.json, and ends the trials Tune already counts as ended."""
@@ -163,7 +154,7 @@ def test_results_table_catches_up_with_what_tune_recorded_before_a_kill(s3_uri):
     assert (row["outcome"], row["epochs"], row["best_val_accuracy"]) == ("completed", 2, 0.2)
 
 
-def test_asha_on_a_bucket_refills_its_rungs_from_the_runs_epochs_csv(s3_uri):  # noqa: F811
+def test_asha_on_a_bucket_refills_its_rungs_from_the_runs_epochs_csv(s3_uri):
     """The default scheduler with the run on S3: building it must not need a local RUN_DIR, and after a
     resume (Tuner.restore unpickles it) it reads epochs.csv from the bucket."""
     import pickle

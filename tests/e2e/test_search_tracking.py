@@ -17,7 +17,6 @@ from nas.orchestration import tracking
 from nas.search import main as search_main
 from tests.helpers import searchrun
 
-pytestmark = pytest.mark.slow
 NAME = "tracked"
 
 
@@ -32,7 +31,7 @@ def _labels(pid: int) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, search_process):
     """The search, killed after its first trial ended and resumed: what each phase left to check."""
     tmp = tmp_path_factory.mktemp("tracking")
     with socket.socket() as sock:  # a free port: other Ray instances on this machine may hold 8265
@@ -46,7 +45,7 @@ def run(tmp_path_factory):
             "2", "--storage-path", str(tmp), "--name", NAME, "--seed", "1", "--log", f"mlflow={uri}",
             "--dashboard-port", str(port)]
     log = tmp / "first.log"
-    proc = searchrun.start(args, log)
+    proc = search_process.start(args, log)
     labels: set[str] = set()
 
     def first_trial_ended():
@@ -62,7 +61,7 @@ def run(tmp_path_factory):
         leftovers = searchrun.kill_driver(proc)
     searchrun.kill_pids(leftovers)
     study_before = {t.user_attrs.get("ray_trial_id"): t.number for t in tracking.load_study(run_dir, NAME).trials}
-    out = searchrun.run(["--resume", str(run_dir), "--dashboard-port", str(port)], timeout=1200)
+    out = search_process.run(["--resume", str(run_dir), "--dashboard-port", str(port)], timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return {"port": port, "run_dir": run_dir, "uri": uri, "first_log": log.read_text(), "labels": labels,
             "before": before, "live_report": live_report, "study_before": study_before, "resumed": out.stdout}

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from search_spaces import template
+from tests.helpers.training import TINY, quick
 from trials import loop
 from trials.checkpoint import load_checkpoint
-from trials.datasets import load_synthetic
 from trials.loop import PLACEHOLDER_LOSS, TrainConfig, TrainConfigError, lr_factor, train
 
-# A tiny ResNeXt: CIFAR stem, three one-block stages, C=2, d=4, widths 32/64/128.
-TINY = template((1, 1, 1), 2, 4, in_channels=3, num_classes=10, base_out=32)
 KEYS = {"epoch", "train_loss", "val_accuracy", "val_loss", "images_per_second", "epoch_seconds", "seconds",
         "status", "reason", "flops", "flops_train", "params"}
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    return load_synthetic(n_train=320, n_test=64, resolution=16)
-
-
-def quick(**kw) -> TrainConfig:
-    base = dict(dataset="synthetic", epochs=2, batch_size=32, val_size=64, seed=0, device="cpu", threads=1)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def run(config: TrainConfig, dataset, **kw) -> list[dict]:
@@ -128,24 +114,19 @@ def test_final_evaluates_on_test(synthetic):
     assert result["images_per_second"] > 0
 
 
-def test_learns_fashion_mnist_far_above_chance():
-    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Fashion-MNIST not installed")
+def test_learns_fashion_mnist_far_above_chance(fashion_mnist):
     arch = template((1, 1, 1), 4, 4, in_channels=1, num_classes=10, base_out=64)
     # No time limit here: speed is measured in benchmarks/, never asserted (a loaded machine failed it).
     result = train(arch, TrainConfig(epochs=3, train_subset=2000, val_size=1000, threads=2, device="cpu"))
     assert result["val_accuracy"] > 0.5, result  # chance is 0.1; measured 0.664 on the dev machine
 
 
-def test_trainable_is_cheap_to_import():
-    import subprocess
-    import sys
-
+def test_trainable_is_cheap_to_import(cli):
     code = "import sys, trials.trainable; assert 'torch' not in sys.modules and 'ray' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+    out = cli("-c", code)
+    assert out.returncode == 0, out.stderr
 
 
-@pytest.mark.slow
 def test_train_trial_inside_a_real_tuner(tmp_path, ray_instance):
     from ray import tune
 

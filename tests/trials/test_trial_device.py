@@ -1,33 +1,25 @@
-"""A trial's device, GPU share, OOM, compile, augmentation and data-size defaults (correctness review
-findings 8, 13, 14, 15, 17, 18, 19); all on the CPU, with Ray and CUDA monkeypatched where needed."""
+"""A trial's device, GPU share, OOM, augmentation and data-size defaults (correctness review findings 8,
+13, 14, 15, 18, 19); all on the CPU, with Ray and CUDA monkeypatched where needed. Compiling ten
+architectures in one reused process (finding 17) is tests/nas/commands/test_compile_flag.py's."""
 
 from __future__ import annotations
 
-import itertools
 import sys
 import types
 
 import pytest
 import torch
 
-from search_spaces import template
+from tests.helpers import training
+from tests.helpers.training import TINY
 from trials import augment, loop, trainable
 from trials.augment import crop_flip, draw_epoch, prepare, random_crop_flip
-from trials.datasets import Augmentation, load_synthetic
+from trials.datasets import Augmentation
 from trials.loop import TrainConfig, train
-
-TINY = template((1, 1, 1), 2, 4, in_channels=3, num_classes=10, base_out=32)
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    return load_synthetic(n_train=320, n_test=64, resolution=16)
 
 
 def quick(**kw) -> TrainConfig:
-    base = dict(dataset="synthetic", epochs=1, batch_size=32, val_size=64, seed=0, device="cpu", threads=1)
-    base.update(kw)
-    return TrainConfig(**base)
+    return training.quick(**{"epochs": 1, **kw})  # one epoch unless asked
 
 
 # --- finding 8: the device comes from Ray's assignment -------------------------------------------------
@@ -97,23 +89,6 @@ def test_gpu_share_is_validated():
     for bad in (0, 1.5, -0.1, True, "half"):
         with pytest.raises(loop.TrainConfigError, match="gpu_share"):
             TrainConfig(gpu_share=bad)
-
-
-# --- finding 17: compile over many architectures in one process ------------------------------------------
-
-
-@pytest.mark.slow
-def test_every_trial_compiles_in_a_reused_process(synthetic):
-    from torch._dynamo.utils import counters
-
-    archs = [template(d, 2, 4, in_channels=3, num_classes=10, base_out=16)
-             for d in itertools.islice(itertools.product((1, 2, 3), repeat=3), 10)]
-    config = quick(compile=True, compile_backend="eager", batch_size=32, train_subset=64, val_size=32)
-    for arch in archs:  # more than Dynamo's recompile_limit (8)
-        before = counters["stats"]["unique_graphs"]
-        result = train(arch, config, dataset=synthetic)
-        assert result["status"] == "ok"
-        assert counters["stats"]["unique_graphs"] > before, f"{arch.describe()} ran eagerly"
 
 
 # --- finding 19: no weight decay on the classifier bias -------------------------------------------------

@@ -20,7 +20,6 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-@pytest.mark.slow
 def test_the_readme_example_runs_a_search_and_returns_its_result(tmp_path, monkeypatch, ray_instance):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}

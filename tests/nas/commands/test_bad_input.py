@@ -15,8 +15,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -487,10 +485,9 @@ def test_bad_input(cmd, argv, expect, arch_text, paths, tmp_path, fake_run, caps
     (("nas.analyze", "{missing}"), ("error: {missing}: no such run directory",)),
 ], ids=["search bad budget", "search unreachable budget", "train zero cardinality", "export no trials.csv",
         "export missing run directory", "analyze missing run directory"])
-def test_entry_points(argv, expect, paths, tmp_path):
+def test_entry_points(argv, expect, paths, tmp_path, cli):
     Path(paths["bad"]).write_text(_arch(_set("stages.0.cardinality", 0)))
     before = tree(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", *(a.format(**paths) for a in argv)], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+    proc = cli("-m", *(a.format(**paths) for a in argv))
     assert_one_line_error(proc.returncode, proc.stderr, tuple(e.format(**paths) for e in expect))
     assert tree(tmp_path) == before

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +11,6 @@ import torch
 from nas.cli import run_main
 from nas.train import main
 from search_spaces import save_architecture, template
-
-ROOT = Path(__file__).resolve().parents[3]
-FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 
 @pytest.fixture
@@ -61,13 +56,10 @@ def test_missing_data_dir_is_a_clear_error(arch_file, tmp_path, capsys, monkeypa
     assert err.startswith("error: fashion-mnist") and str(tmp_path / "data") in err
 
 
-@pytest.mark.skipif(not FMNIST.is_file(), reason="Fashion-MNIST not installed")
-def test_trains_and_saves(arch_file, tmp_path):
+def test_trains_and_saves(arch_file, tmp_path, fashion_mnist, search_process):
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "nas.train", str(arch_file), "--epochs", "1", "--train-subset", "512",
-         "--batch-size", "64", "--threads", "2", "--out", str(out), "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = search_process.command("nas.train", str(arch_file), "--epochs", "1", "--train-subset", "512",
+                                  "--batch-size", "64", "--threads", "2", "--out", str(out), "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert "adapted tiny.json from 3 input channels / 1000 classes to 1 / 10" in proc.stdout

@@ -136,7 +136,6 @@ def _checkpointed(run_dir: Path) -> set[str]:
     return {p.parent.name.removeprefix("trial_") for p in run_dir.glob("trial_*/checkpoint_*") if p.is_dir()}
 
 
-@pytest.mark.slow
 def test_search_keeps_best_k_and_resumes_after_deleting_the_rest(tmp_path, ray_instance, capsys):
     from nas.orchestration.tuner import build_tuner, finish
 

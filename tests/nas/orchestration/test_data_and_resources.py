@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,14 +69,13 @@ def _image_folder(root: Path) -> None:
             Image.fromarray(pixels).save(root / cls / f"{i}.png")
 
 
-def test_a_search_on_a_relative_image_folder_trains_every_trial(tmp_path):
+def test_a_search_on_a_relative_image_folder_trains_every_trial(tmp_path, search_process):
     _image_folder(tmp_path / "imgs")
     args = ["--budget", "500MFLOPs", "--dataset", "imagefolder:imgs", "--train-resolution", "16", "--trials", "1",
             "--max-epochs", "1", "--batch-size", "8", "--cpus-per-trial", "2", "--storage-path", "runs",
             "--name", "rel", "--max-failures", "0", "--dashboard-port", str(_free_port())]
 
-    out = subprocess.run([sys.executable, "-m", "nas.search", *args], capture_output=True, text=True,
-                         env=searchrun.env(), cwd=tmp_path, timeout=300)
+    out = search_process.run(args, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     frame = searchrun.trials(tmp_path / "runs" / "rel")
     assert list(frame["outcome"]) == ["completed"], frame.to_dict("records")

@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from nas.orchestration import SearchSettings, run
 from search_spaces.budget import parse_flops
 from tests.helpers.faulty_trainable import make_faulty
-
-pytestmark = pytest.mark.slow
 
 
 def settings(tmp_path, **kw) -> SearchSettings:

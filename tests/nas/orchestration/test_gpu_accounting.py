@@ -8,19 +8,15 @@ share it resolved from Ray's assignment, and its time span.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from tests.helpers import searchrun
 
-
-def _run(scenario: str, tmp_path) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "tests.helpers.gpu_probe", scenario, str(tmp_path)],
-                         capture_output=True,
-                         text=True, env=searchrun.env(), cwd=searchrun.ROOT, timeout=300)
+def _run(search_process, scenario: str, tmp_path) -> list[dict]:
+    # A Ray of its own per scenario, in a process of its own: its GPUs (num_gpus=N, 1 or 2 by scenario)
+    # are resource labels that the session's shared Ray (CPUs only) must not have.
+    out = search_process.command("tests.helpers.gpu_probe", scenario, str(tmp_path))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().splitlines()]
 
@@ -39,8 +35,8 @@ def _spans(records: list[dict]) -> list[tuple[float, float]]:
     return [(round(r["start"] - t0, 1), round(r["end"] - t0, 1)) for r in records]
 
 
-def test_the_automatic_share_packs_four_small_trials_on_one_gpu(tmp_path):
-    records = _run("pack", tmp_path)
+def test_the_automatic_share_packs_four_small_trials_on_one_gpu(search_process, tmp_path):
+    records = _run(search_process, "pack", tmp_path)
     assert len(records) == 4
     # ~10 MFLOPs per image at 32x32: gpu_fraction gives 0.25, so all four run at once on the one GPU
     assert {r["granted_gpu"] for r in records} == {0.25}
@@ -50,24 +46,24 @@ def test_the_automatic_share_packs_four_small_trials_on_one_gpu(tmp_path):
     assert {r["device"] for r in records} == {"cuda:0"} and {r["cuda_visible"] for r in records} == {"0"}
 
 
-def test_a_trial_without_a_gpu_share_never_touches_cuda(tmp_path):
-    records = _run("zero", tmp_path)
+def test_a_trial_without_a_gpu_share_never_touches_cuda(search_process, tmp_path):
+    records = _run(search_process, "zero", tmp_path)
     assert len(records) == 2
     assert {r["device"] for r in records} == {"cpu"}
     assert {r["gpu_share"] for r in records} == {None}
     assert not any(r["cuda_initialized"] for r in records)
 
 
-def test_each_trial_uses_the_gpu_ray_gave_it(tmp_path):
-    records = _run("whole", tmp_path)
+def test_each_trial_uses_the_gpu_ray_gave_it(search_process, tmp_path):
+    records = _run(search_process, "whole", tmp_path)
     assert len(records) == 2 and _max_overlap(records) == 2
     assert sorted(r["cuda_visible"] for r in records) == ["0", "1"]  # one GPU each, different ones
     assert {r["device"] for r in records} == {"cuda:0"}  # numbered from 0 within its CUDA_VISIBLE_DEVICES
     assert {r["gpu_share"] for r in records} == {None}  # a whole GPU: no cap below 1
 
 
-def test_an_oom_under_a_fractional_share_is_retried_on_a_whole_gpu(tmp_path):
-    records = _run("oom", tmp_path)
+def test_an_oom_under_a_fractional_share_is_retried_on_a_whole_gpu(search_process, tmp_path):
+    records = _run(search_process, "oom", tmp_path)
     assert [(r["granted_gpu"], r.get("raised")) for r in records] == [(0.25, "FractionalOOM"), (1.0, None)]
     assert records[0]["trial"] == records[1]["trial"]
     frame = pd.read_csv(tmp_path / "run" / "trials.csv")

@@ -9,14 +9,18 @@ import pyarrow.fs as pafs
 import pytest
 
 from nas.orchestration.storage import RunLocation, StorageError, ThrottledWriter, refuse_local_on_multinode
-from tests.helpers.s3_server import s3_server, s3_uri  # noqa: F401  (fixtures)
 
 
-@pytest.fixture(params=["local", "s3"])
-def location(request, tmp_path):
-    if request.param == "local":
-        return RunLocation.parse(tmp_path / "runs", "exp")
-    return RunLocation.parse(request.getfixturevalue("s3_uri"), "exp")
+# The I/O tests run on both locations: a local path (fast tier) and S3 (its fixture closure holds
+# s3_server, so tests/conftest.py marks that case slow).
+@pytest.fixture
+def local_location(tmp_path):
+    return RunLocation.parse(tmp_path / "runs", "exp")
+
+
+@pytest.fixture
+def s3_location(s3_uri):
+    return RunLocation.parse(s3_uri, "exp")
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -39,7 +43,7 @@ def test_file_uri_is_a_local_path(tmp_path):
     assert loc.is_local and loc.root == str(tmp_path.resolve() / "runs" / "exp")
 
 
-def test_uri_is_never_resolved_and_keeps_its_query(s3_server):  # noqa: F811
+def test_uri_is_never_resolved_and_keeps_its_query(s3_server):
     uri = s3_server.uri("runs")
     loc = RunLocation.parse(uri, "exp")
     assert not loc.is_local and isinstance(loc.fs, pafs.S3FileSystem)
@@ -77,7 +81,15 @@ def test_unknown_scheme_is_a_storage_error():
 
 # --- I/O, the same on both ------------------------------------------------------------------------
 
-def test_round_trip(location, tmp_path):
+def test_round_trip_on_a_local_path(local_location, tmp_path):
+    _round_trip(local_location, tmp_path)
+
+
+def test_round_trip_on_s3(s3_location, tmp_path):
+    _round_trip(s3_location, tmp_path)
+
+
+def _round_trip(location, tmp_path):
     assert not location.exists("trials.csv")
     location.write_text("trials.csv", "a,b\n1,2\n")
     location.write_bytes("sub/blob.bin", b"\x00\x01")
@@ -134,14 +146,14 @@ def test_unwritable_local_storage_is_refused(tmp_path):
         loc.check_writable()
 
 
-def test_missing_bucket_is_refused(s3_server):  # noqa: F811
+def test_missing_bucket_is_refused(s3_server):
     loc = RunLocation.parse(f"s3://no-such-bucket/runs?endpoint_override=127.0.0.1:{s3_server.port}&scheme=http",
                             "exp")
     with pytest.raises(StorageError, match=r"^storage_path: cannot write to s3://no-such-bucket/runs/exp \("):
         loc.check_writable()
 
 
-def test_plain_uri_with_endpoint_variable(s3_server, monkeypatch):  # noqa: F811
+def test_plain_uri_with_endpoint_variable(s3_server, monkeypatch):
     """The other way to name the endpoint: AWS_ENDPOINT_URL, with a plain s3://bucket/path."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     loc = RunLocation.parse(s3_server.plain_uri("plain"), "exp")
@@ -149,7 +161,7 @@ def test_plain_uri_with_endpoint_variable(s3_server, monkeypatch):  # noqa: F811
     assert "plain/exp/x.txt" in s3_server.keys("plain/")
 
 
-def test_throttled_writer_defers_only_on_object_stores(s3_uri, tmp_path):  # noqa: F811
+def test_throttled_writer_defers_only_on_object_stores(s3_uri, tmp_path):
     now = [0.0]
     remote = ThrottledWriter(RunLocation.parse(s3_uri, "exp"), min_interval_s=5.0, clock=lambda: now[0])
     assert remote.write_text("trials.csv", "v1")  # first write goes through
@@ -170,7 +182,7 @@ def test_throttled_writer_defers_only_on_object_stores(s3_uri, tmp_path):  # noq
     assert local.location.read_text("trials.csv") == "b"
 
 
-def test_refuse_local_on_multinode(tmp_path, s3_uri, monkeypatch):  # noqa: F811
+def test_refuse_local_on_multinode(tmp_path, s3_uri, monkeypatch):
     alive, dead = {"Alive": True}, {"Alive": False}
     local = RunLocation.parse(tmp_path, "exp")
     refuse_local_on_multinode(local, [alive, dead])  # one alive node: fine
@@ -185,21 +197,6 @@ def test_refuse_local_on_multinode(tmp_path, s3_uri, monkeypatch):  # noqa: F811
 
 
 # --- a real Ray Tune run with its storage on the S3 server ----------------------------------------
-
-@pytest.fixture(scope="module")
-def ray_local():
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep Ray on 127.0.0.1
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    import ray
-
-    if ray.is_initialized():  # another test module's instance
-        yield ray
-        return
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
-
 
 def two_epochs(config):
     """Reports 2 metrics and a checkpoint per epoch; resumes from its checkpoint; the x=2 trial fails
@@ -221,8 +218,7 @@ def two_epochs(config):
                         checkpoint=tune.Checkpoint.from_directory(d))
 
 
-@pytest.mark.slow
-def test_tune_run_on_s3_and_restore(ray_local, s3_server, s3_uri, tmp_path):  # noqa: F811
+def test_tune_run_on_s3_and_restore(ray_instance, s3_server, s3_uri, tmp_path):
     from ray import tune
 
     loc = RunLocation.parse(s3_uri, "exp")

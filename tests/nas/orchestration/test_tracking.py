@@ -5,7 +5,6 @@ TensorBoard's event reader and MlflowClient."""
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import socket
 import subprocess
@@ -57,22 +56,7 @@ def toy_trial(config: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def search(ray_local, tmp_path_factory):
+def search(ray_instance, tmp_path_factory):
     """The toy search, run once: (run_dir, ResultGrid, mlflow tracking URI, parent run id)."""
     import optuna
     from ray import tune
@@ -211,14 +195,14 @@ def _get(url: str):
         return json.load(response)
 
 
-def test_optuna_dashboard_lists_the_study_and_its_trials(search):
+def test_optuna_dashboard_lists_the_study_and_its_trials(search, search_process):
     pytest.importorskip("optuna_dashboard")
     run_dir, grid, _, _ = search
     port = _free_port()
     cmd = tracking.dashboard_command(run_dir, port=port)
     exe = Path(sys.executable).with_name("optuna-dashboard")
-    proc = subprocess.Popen([str(exe) if exe.exists() else cmd[0], *cmd[1:]],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = search_process.popen([str(exe) if exe.exists() else cmd[0], *cmd[1:]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -313,7 +297,7 @@ def test_mlflow_default_uri_is_inside_the_run(tmp_path, monkeypatch):
 
 # --- Ray dashboard ----------------------------------------------------------------------------------------
 
-def test_label_process_names_the_ray_worker(ray_local):
+def test_label_process_names_the_ray_worker(ray_instance):
     import ray
 
     @ray.remote

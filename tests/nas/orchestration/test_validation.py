@@ -4,8 +4,6 @@ on a constructed validation table whose truth is known, and one tiny real valida
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -19,7 +17,6 @@ from nas.report.schema import VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
 from nas.search import stage_maps_line
 from search_spaces import template
 from tests.helpers.fake_run import write_fake_run
-from tests.helpers.searchrun import ROOT, env
 from tests.nas.report.test_report import figures, role_traces
 
 
@@ -98,9 +95,8 @@ def test_stage_map_sizes_at_the_training_resolution():
     assert "stage1 16x16, stage2 8x8, stage3 4x4, stage4 2x2" in line and "warning" not in line
 
 
-def _validate(run_dir, *args):
-    return subprocess.run([sys.executable, "-m", "nas.validate", str(run_dir), *args], capture_output=True,
-                          text=True, env=env(), cwd=ROOT, timeout=300)
+def _validate(search_process, run_dir, *args):
+    return search_process.command("nas.validate", str(run_dir), *args)
 
 
 class _Result:  # the parts of a ray.tune.Result that epoch_table reads
@@ -127,10 +123,10 @@ def test_epoch_table_keeps_every_epoch_of_every_seed():
     assert epoch_table([], chosen, 28).empty
 
 
-def test_validate_retrains_on_ray_and_resumes(tmp_path):
+def test_validate_retrains_on_ray_and_resumes(tmp_path, search_process):
     run_dir = tiny_run(tmp_path / "run", n_trials=6)
     args = ("--top", "2", "--controls", "1", "--seeds", "1", "--epochs", "1", "--dashboard-port", "8299")
-    done = _validate(run_dir, *args)
+    done = _validate(search_process, run_dir, *args)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
     table = pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV, dtype={"arch_id": str})
     chosen = select(load_run(run_dir), 2, 1)
@@ -150,11 +146,11 @@ def test_validate_retrains_on_ray_and_resumes(tmp_path):
     # A second invocation continues the same experiment (Tuner.restore): nothing is retrained twice.
     results = sorted((run_dir / VALIDATION).glob("*/result.json"))
     assert len(results) == 3 and all(len(p.read_text().splitlines()) == 1 for p in results)
-    again = _validate(run_dir, *args)
+    again = _validate(search_process, run_dir, *args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV)) == 3
     assert sorted((run_dir / VALIDATION).glob("*/result.json")) == results
     assert all(len(p.read_text().splitlines()) == 1 for p in results)
-    other = _validate(run_dir, "--top", "1", "--epochs", "1")  # refused before Ray starts
+    other = _validate(search_process, run_dir, "--top", "1", "--epochs", "1")  # refused before Ray starts
     assert other.returncode == 2 and other.stderr.strip().startswith("error: --top:")
     assert "other settings" in other.stderr and len(other.stderr.strip().splitlines()) == 1
