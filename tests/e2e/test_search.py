@@ -1,5 +1,6 @@
-"""The search end to end on CPU: Ray Tune + OptunaSearch + ASHA, a separately started Ray head, and
-resume after `kill -9` of the driver."""
+"""The search end to end on CPU: Ray Tune + OptunaSearch + ASHA (the session's shared finished search),
+a separately started Ray head, resume after `kill -9` of the driver at three moments, what a running
+search listens on, and a GPU request on a cluster without GPUs."""
 
 from __future__ import annotations
 
@@ -28,12 +29,10 @@ def load_arch(text: str):
     return Architecture.from_dict(json.loads(text))
 
 
-def test_end_to_end_search_with_asha(tmp_path, search_process):
-    args = [*searchrun.FAST, "--trials", "6", "--max-epochs", "3", "--grace-epochs", "1",
-            "--reduction-factor", "2", "--storage-path", str(tmp_path), "--name", "e2e", "--seed", "3"]
-    out = search_process.run(args)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    run_dir = tmp_path / "e2e"
+# --- a finished search under ASHA (tests/conftest.py's finished_search, shared, read only) ---------------
+
+def test_asha_stopped_some_trials_and_the_tables_agree(finished_search):
+    run_dir, _ = finished_search
     frame = searchrun.trials(run_dir)
     assert len(frame) == 6 and frame["trial_id"].is_unique
     assert_all_feasible(frame)
@@ -44,27 +43,39 @@ def test_end_to_end_search_with_asha(tmp_path, search_process):
     assert (stopped["epochs"] < 3).all() and (frame[frame["outcome"] == "completed"]["epochs"] == 3).all()
     epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
     assert epochs.groupby("trial_id").size().to_dict() == dict(zip(frame["trial_id"], frame["epochs"], strict=True))
-    # the exported best architecture rebuilds, and is the best trial's
+
+
+def test_best_json_is_the_best_trial_and_rebuilds_and_the_report_and_summary_are_written(finished_search):
+    run_dir, printed = finished_search
+    frame = searchrun.trials(run_dir)
     best = load_architecture(run_dir / "best.json")
     model = build_model(best)
     assert sum(p.numel() for p in model.parameters()) == complexity(best).params
     top = frame.sort_values("best_val_accuracy", ascending=False).iloc[0]
     assert best.to_dict() == json.loads(top["arch"])
     assert (run_dir / "report.html").stat().st_size > 100_000
-    # nas.export: the best architecture with its trained weights, which load into its trained form
-    exported = search_process.command("nas.export", str(run_dir), "--top", "2", timeout=120)
-    assert exported.returncode == 0, exported.stderr
-    (first,) = (run_dir / "export").glob("rank01_*")
+    # what the user saw: the summary table (the dashboard line is checked where the search starts its
+    # own Ray: test_everything_listens_on_loopback_..., tests/e2e/test_search_tracking.py)
+    assert "Best: " in printed and "trials.csv" in printed
+
+
+def test_export_gives_the_best_architecture_with_its_trained_weights(finished_search, tmp_path, capsys):
+    from nas.cli import run_main
+    from nas.export import main
+    from nas.report.deploy import load_weights
+
+    run_dir, _ = finished_search
+    best = load_architecture(run_dir / "best.json")
+    out = tmp_path / "export"  # not RUN_DIR/export: the shared run stays as the search left it
+    assert run_main(main, [str(run_dir), "--top", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    (first,) = out.glob("rank01_*")
     assert load_architecture(first / "arch.json") == best
     trained = load_architecture(first / "trained_arch.json")
     assert trained.stages == best.stages and trained.num_classes == 10
-    from nas.report.deploy import load_weights
-
     build_model(trained).load_state_dict(load_weights(first / "weights.safetensors")[1], strict=True)
-    # what the user saw: the dashboard URL, the token's place, the summary table
-    assert "Ray dashboard: http://127.0.0.1:" in out.stdout and "auth_token" in out.stdout
-    assert "Best: " in out.stdout and "trials.csv" in out.stdout
 
+
+# --- joining a Ray head started apart ---------------------------------------------------------------------
 
 def test_search_on_a_separately_started_ray_head(tmp_path, search_process):
     port = free_port()
@@ -92,38 +103,59 @@ def _epochs(run_dir):
     return pd.read_csv(path, dtype={"trial_id": str}) if path.exists() else pd.DataFrame(columns=["trial_id"])
 
 
+# --- resume after kill -9 of the driver -------------------------------------------------------------------
+
 MOMENTS = {
     # before the first trial finishes: it is running, no epoch done yet
     "before-first-trial-finishes": lambda t, e: len(t) >= 1 and len(e) == 0 and (t["outcome"] == "running").any(),
     # mid-trial: a trial has a checkpointed epoch but has not finished
     "mid-trial": lambda t, e: (t["outcome"] == "completed").sum() == 1 and len(e) >= 3,
-    # between trials: right after a trial completed
-    "between-trials": lambda t, e: (t["outcome"] == "completed").sum() >= 1,
+    # between trials, right after a trial completed: tests/e2e/conftest.py's killed_and_resumed (the
+    # tracking search, killed at that moment), checked by test_resume_after_kill_9_between_trials
 }
 
 
-@pytest.mark.parametrize("moment", list(MOMENTS))
-def test_resume_after_kill_9_of_the_driver(tmp_path, moment, search_process):
+def test_resume_after_kill_9_before_the_first_epoch_and_again_mid_trial(tmp_path, search_process):
+    """Killed before the first trial finished (nothing recorded yet), resumed, killed again mid-trial (a
+    trial has a checkpointed epoch), resumed to the end: both moments in one search (three drivers
+    instead of four), and the second kill hits a resumed driver. Each kill's records are checked alone."""
     run_dir = tmp_path / "killed"
     # Own dashboard port: another search on the machine may hold the default one.
     dashboard = ["--dashboard-port", str(free_port())]
     args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
             "--storage-path", str(tmp_path), "--name", "killed", *dashboard]
-    log = tmp_path / "first.log"
-    proc = search_process.start(args, log)
-    try:
-        searchrun.wait_for(lambda: MOMENTS[moment](searchrun.trials(run_dir), _epochs(run_dir)),
-                           timeout=240, proc=proc, log=log)
-    finally:
-        leftovers = searchrun.kill_driver(proc)
-    before, epochs_before = searchrun.trials(run_dir), _epochs(run_dir)
-    finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
-    searchrun.kill_pids(leftovers)
-    out = search_process.run(["--resume", str(run_dir), *dashboard])
+    resume = ["--resume", str(run_dir), *dashboard]
+    snapshots = {}
+    for moment, command in (("before-first-trial-finishes", args), ("mid-trial", resume)):
+        log = tmp_path / f"{moment}.log"
+        proc = search_process.start(command, log)
+        try:
+            searchrun.wait_for(lambda m=moment: MOMENTS[m](searchrun.trials(run_dir), _epochs(run_dir)),
+                               timeout=240, proc=proc, log=log)
+        finally:
+            leftovers = searchrun.kill_driver(proc)
+        snapshots[moment] = searchrun.trials(run_dir), _epochs(run_dir)
+        searchrun.kill_pids(leftovers)
+    out = search_process.run(resume)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    _check_resumed(run_dir, *snapshots["before-first-trial-finishes"], out.stdout)
+    kept = _check_resumed(run_dir, *snapshots["mid-trial"], out.stdout)
+    assert len(kept) >= 3  # the interrupted trial's first epoch is among them
+
+
+def test_resume_after_kill_9_between_trials(killed_and_resumed):
+    run = killed_and_resumed
+    assert (run["before"]["outcome"] == "completed").sum() >= 1  # killed after a trial had completed
+    _check_resumed(run["run_dir"], run["before"], run["epochs_before"], run["resumed"])
+
+
+def _check_resumed(run_dir, before, epochs_before, stdout) -> pd.DataFrame:
+    """What a search of 3 trials x 2 epochs, killed and resumed, must have left; returns the epochs
+    recorded before the kill that were kept."""
+    finished = set(before.loc[before["outcome"] == "completed", "trial_id"])
     after, epochs = searchrun.trials(run_dir), _epochs(run_dir)
     # exactly the trials asked for, each once, all finished
-    assert len(after) == 3 and after["trial_id"].is_unique, out.stdout[-4000:]
+    assert len(after) == 3 and after["trial_id"].is_unique, stdout[-4000:]
     assert set(after["outcome"]) == {"completed"}
     assert finished <= set(after["trial_id"])
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
@@ -135,13 +167,14 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, moment, search_process):
     if len(kept):  # (before the first trial finished, nothing was recorded yet)
         again = epochs.merge(kept[["trial_id", "epoch"]]).sort_values(["trial_id", "epoch"])
         pd.testing.assert_frame_equal(again.reset_index(drop=True), kept.reset_index(drop=True))
-    if moment == "mid-trial":
-        assert len(kept) >= 3  # the interrupted trial's first epoch is among them
     # best.json and the printed summary rank every trial in trials.csv, those run after the resume too
     top = after.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
     assert load_architecture(run_dir / "best.json").to_dict() == json.loads(top["arch"])
-    assert f"Best: {top['name']}" in out.stdout
+    assert f"Best: {top['name']}" in stdout
+    return kept
 
+
+# --- what a running search exposes ------------------------------------------------------------------------
 
 def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path, search_process):
     import urllib.error

@@ -1,73 +1,26 @@
 """The search's tracking, on a real tiny search run as a user runs it (`python -m nas.search --log mlflow=…`),
-killed with -9 after its first trial and resumed: the Optuna study (optuna.load_study), MLflow runs,
+killed with -9 after its first trial and resumed (tests/e2e/conftest.py's `killed_and_resumed`, which
+tests/e2e/test_search.py's resume checks read too): the Optuna study (optuna.load_study), MLflow runs,
 TensorBoard's event files, the live report and the trial processes' labels, all read back with the
 tools' own readers."""
 
 from __future__ import annotations
 
 import json
-import socket
 
 import optuna
 import pandas as pd
-import psutil
 import pytest
 
 from nas.orchestration import tracking
 from nas.search import main as search_main
 from tests.helpers import searchrun
 
-NAME = "tracked"
+NAME = "tracked"  # the name tests/e2e/conftest.py gives the search
 
 
-def _labels(pid: int) -> set[str]:
-    titles = set()
-    for p in searchrun.descendants(pid):
-        try:
-            titles.update(part for part in p.cmdline() if part.startswith("ray::trial_"))
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return titles
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, search_process):
-    """The search, killed after its first trial ended and resumed: what each phase left to check."""
-    tmp = tmp_path_factory.mktemp("tracking")
-    with socket.socket() as sock:  # a free port: other Ray instances on this machine may hold 8265
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    run_dir, uri = tmp / NAME, f"sqlite:///{tmp / 'mlflow.db'}"
-    # 150 MFLOPs at 224 (~3 MFLOPs per 32x32 image): a third of FAST's cost per trial
-    fast = [*searchrun.FAST]
-    fast[fast.index("--budget") + 1] = "150MFLOPs"
-    args = [*fast, "--trials", "3", "--max-epochs", "2", "--grace-epochs", "1", "--reduction-factor",
-            "2", "--storage-path", str(tmp), "--name", NAME, "--seed", "1", "--log", f"mlflow={uri}",
-            "--dashboard-port", str(port)]
-    log = tmp / "first.log"
-    proc = search_process.start(args, log)
-    labels: set[str] = set()
-
-    def first_trial_ended():
-        labels.update(_labels(proc.pid))
-        frame = searchrun.trials(run_dir)
-        return frame["outcome"].isin(["completed", "stopped"]).any() and (run_dir / "report.html").exists()
-
-    try:
-        searchrun.wait_for(first_trial_ended, timeout=900, proc=proc, log=log)
-        live_report = (run_dir / "report.html").read_text()
-        before = searchrun.trials(run_dir)
-    finally:
-        leftovers = searchrun.kill_driver(proc)
-    searchrun.kill_pids(leftovers)
-    study_before = {t.user_attrs.get("ray_trial_id"): t.number for t in tracking.load_study(run_dir, NAME).trials}
-    out = search_process.run(["--resume", str(run_dir), "--dashboard-port", str(port)], timeout=1200)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return {"port": port, "run_dir": run_dir, "uri": uri, "first_log": log.read_text(), "labels": labels,
-            "before": before, "live_report": live_report, "study_before": study_before, "resumed": out.stdout}
-
-
-def test_the_optuna_study_holds_every_trial_with_its_values_and_resume_kept_it(run):
+def test_the_optuna_study_holds_every_trial_with_its_values_and_resume_kept_it(killed_and_resumed):
+    run = killed_and_resumed
     run_dir = run["run_dir"]
     frame = searchrun.trials(run_dir)
     epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
@@ -100,7 +53,8 @@ def test_the_optuna_study_holds_every_trial_with_its_values_and_resume_kept_it(r
     assert json.loads((run_dir / "best.json").read_text()) == json.loads(best["arch"])
 
 
-def test_each_trial_is_an_mlflow_run_under_the_searchs_parent_run(run):
+def test_each_trial_is_an_mlflow_run_under_the_searchs_parent_run(killed_and_resumed):
+    run = killed_and_resumed
     from mlflow.tracking import MlflowClient
 
     run_dir, client = run["run_dir"], MlflowClient(run["uri"])
@@ -133,7 +87,8 @@ def test_each_trial_is_an_mlflow_run_under_the_searchs_parent_run(run):
         assert json.loads(open(path).read()) == json.loads(row.arch)
 
 
-def test_tensorboard_event_files_hold_every_trials_validation_accuracy_per_epoch(run):
+def test_tensorboard_event_files_hold_every_trials_validation_accuracy_per_epoch(killed_and_resumed):
+    run = killed_and_resumed
     run_dir = run["run_dir"]
     epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
     for trial_id, curve in epochs.groupby("trial_id"):
@@ -141,16 +96,18 @@ def test_tensorboard_event_files_hold_every_trials_validation_accuracy_per_epoch
         assert dict(scalars) == pytest.approx(dict(zip(curve["epoch"], curve["val_accuracy"], strict=True)))
 
 
-def test_the_report_is_written_while_the_search_runs(run):
+def test_the_report_is_written_while_the_search_runs(killed_and_resumed):
+    run = killed_and_resumed
     # read after the first trial ended, from a driver that was then killed: no finish() wrote it
     assert "<html" in run["live_report"].lower() and len(run["live_report"]) > 100_000
 
 
-def test_trial_processes_are_labelled_and_the_dashboard_line_says_how_to_get_the_token(run):
+def test_trial_processes_are_labelled_and_the_dashboard_line_says_how_to_get_the_token(killed_and_resumed):
+    run = killed_and_resumed
     frame = searchrun.trials(run["run_dir"])
     ids = {label.removeprefix("ray::trial_").split()[0] for label in run["labels"]}
     assert ids & set(frame["trial_id"]), run["labels"]
-    line = f"Ray dashboard: http://127.0.0.1:{run['port']} (its token: `ray get-auth-token`, or the file"
+    line = f"Ray dashboard: http://127.0.0.1:{killed_and_resumed['port']} (its token: `ray get-auth-token`, or the file"
     assert line in run["first_log"]
 
 

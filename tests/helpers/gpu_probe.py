@@ -6,7 +6,10 @@ The trainable is a probe: it resolves its TrainConfig exactly as trials.train_tr
 span, and never trains (the "GPU" cannot run anything). With `oom` it raises the real
 trials.loop.FractionalOOM while it holds a fractional share, as train() does on a CUDA OOM under a share.
 
-    python -m tests.helpers.gpu_probe SCENARIO OUT_DIR     (SCENARIO: pack | zero | whole | oom)
+    python -m tests.helpers.gpu_probe OUT_DIR SCENARIO...     (SCENARIO: pack | zero | whole | oom)
+
+Each scenario runs in OUT_DIR/SCENARIO on a Ray instance of its own (started and shut down in turn, in this
+one process: the Python start-up and imports are paid once).
 """
 
 from __future__ import annotations
@@ -71,8 +74,11 @@ def main(scenario: str, out: Path) -> None:
     from nas.search import build_parser, settings_from_args
 
     gpus, cpus, flags = SCENARIOS[scenario]
+    out.mkdir(parents=True, exist_ok=True)
+    # the Ray started below gives its workers this environment
     os.environ["PROBE_LOG"] = str(out / "probe.jsonl")
     os.environ["PROBE_EXPECT"] = {"pack": "4", "whole": "2"}.get(scenario, "1")
+    os.environ.pop("PROBE_OOM", None)
     if scenario == "oom":
         os.environ["PROBE_OOM"] = "1"
     args = build_parser().parse_args([*COMMON, *flags, "--storage-path", str(out), "--name", "run"])
@@ -92,4 +98,5 @@ def main(scenario: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    for name in sys.argv[2:]:
+        main(name, Path(sys.argv[1]) / name)

@@ -95,8 +95,20 @@ def test_stage_map_sizes_at_the_training_resolution():
     assert "stage1 16x16, stage2 8x8, stage3 4x4, stage4 2x2" in line and "warning" not in line
 
 
-def _validate(search_process, run_dir, *args):
-    return search_process.command("nas.validate", str(run_dir), *args)
+def _validate(ray, monkeypatch, capsys, run_dir, *args) -> tuple[int, str, str]:
+    """nas.validate's main in this process, on the session's shared Ray: the command starts (and shuts
+    down) a Ray of its own, which costs two Ray start-ups per run here; the retraining is the same."""
+    import nas.orchestration
+    from nas.cli import run_main
+    from nas.validate import main
+
+    monkeypatch.setattr(nas.orchestration, "start_ray", lambda *_a, **_k: {
+        "resources": ray.cluster_resources(), "dashboard": "", "token_path": ""})
+    monkeypatch.setattr(ray, "shutdown", lambda: None)  # the session's Ray outlives the command
+    capsys.readouterr()
+    code = run_main(main, [str(run_dir), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 class _Result:  # the parts of a ray.tune.Result that epoch_table reads
@@ -123,11 +135,11 @@ def test_epoch_table_keeps_every_epoch_of_every_seed():
     assert epoch_table([], chosen, 28).empty
 
 
-def test_validate_retrains_on_ray_and_resumes(tmp_path, search_process):
+def test_validate_retrains_on_ray_and_resumes(tmp_path, ray_instance, monkeypatch, capsys, cli):
     run_dir = tiny_run(tmp_path / "run", n_trials=6)
-    args = ("--top", "2", "--controls", "1", "--seeds", "1", "--epochs", "1", "--dashboard-port", "8299")
-    done = _validate(search_process, run_dir, *args)
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    args = ("--top", "2", "--controls", "1", "--seeds", "1", "--epochs", "1")
+    code, out, err = _validate(ray_instance, monkeypatch, capsys, run_dir, *args)
+    assert code == 0, err[-3000:] + out[-2000:]
     table = pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV, dtype={"arch_id": str})
     chosen = select(load_run(run_dir), 2, 1)
     assert len(table) == 3 and set(table["arch_id"]) == set(chosen["arch_id"])
@@ -135,8 +147,8 @@ def test_validate_retrains_on_ray_and_resumes(tmp_path, search_process):
     assert (table["status"] == "ok").all() and table["validated_accuracy"].between(0, 1).all()
     assert "validation" in figures(run_dir / "report.html")
     # one line per ended trial while it runs
-    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"], done.stdout[-2000:]
+    lines = [line for line in out.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"], out[-2000:]
     assert all(" seed 0: " in line and "% after 1 epoch (" in line for line in lines), lines
     # every epoch of every retrained (architecture, seed); its last epoch is the validated accuracy
     per_epoch = pd.read_csv(run_dir / VALIDATION / VALIDATION_EPOCHS_CSV, dtype={"arch_id": str})
@@ -146,11 +158,12 @@ def test_validate_retrains_on_ray_and_resumes(tmp_path, search_process):
     # A second invocation continues the same experiment (Tuner.restore): nothing is retrained twice.
     results = sorted((run_dir / VALIDATION).glob("*/result.json"))
     assert len(results) == 3 and all(len(p.read_text().splitlines()) == 1 for p in results)
-    again = _validate(search_process, run_dir, *args)
-    assert again.returncode == 0, again.stderr[-3000:]
+    code, out, err = _validate(ray_instance, monkeypatch, capsys, run_dir, *args)
+    assert code == 0, err[-3000:]
     assert len(pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV)) == 3
     assert sorted((run_dir / VALIDATION).glob("*/result.json")) == results
     assert all(len(p.read_text().splitlines()) == 1 for p in results)
-    other = _validate(search_process, run_dir, "--top", "1", "--epochs", "1")  # refused before Ray starts
+    # `python -m nas.validate` itself, refusing other settings for the same run before Ray starts
+    other = cli("-m", "nas.validate", str(run_dir), "--top", "1", "--epochs", "1")
     assert other.returncode == 2 and other.stderr.strip().startswith("error: --top:")
     assert "other settings" in other.stderr and len(other.stderr.strip().splitlines()) == 1
