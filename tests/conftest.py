@@ -106,11 +106,10 @@ FINISHED = dict(budget="500MFLOPs", dataset="synthetic", train_subset=192, batch
 def finished_search(ray_instance, tmp_path_factory):
     """One small finished search (6 trials under ASHA, synthetic images), run once per test session
     in-process on the shared Ray, for the tests that only read a finished run (its tables, best.json,
-    report, export). Returns (run_dir, what it printed). Do not write into it: copy it first."""
+    report, export). Returns (run_dir, its SearchResult). Do not write into it: copy it first."""
     import nas
 
     storage = tmp_path_factory.mktemp("finished")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress table: not the test log's business
         result = nas.search(storage_path=str(storage), **FINISHED)
-    return result.run_dir, printed.getvalue()
+    return result.run_dir, result

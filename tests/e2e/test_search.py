@@ -5,6 +5,7 @@ search listens on, and a GPU request on a cluster without GPUs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -46,7 +47,7 @@ def test_asha_stopped_some_trials_and_the_tables_agree(finished_search):
 
 
 def test_best_json_is_the_best_trial_and_rebuilds_and_the_report_and_summary_are_written(finished_search):
-    run_dir, printed = finished_search
+    run_dir, result = finished_search
     frame = searchrun.trials(run_dir)
     best = load_architecture(run_dir / "best.json")
     model = build_model(best)
@@ -54,9 +55,11 @@ def test_best_json_is_the_best_trial_and_rebuilds_and_the_report_and_summary_are
     top = frame.sort_values("best_val_accuracy", ascending=False).iloc[0]
     assert best.to_dict() == json.loads(top["arch"])
     assert (run_dir / "report.html").stat().st_size > 100_000
-    # what the user saw: the summary table (the dashboard line is checked where the search starts its
-    # own Ray: test_everything_listens_on_loopback_..., tests/e2e/test_search_tracking.py)
-    assert "Best: " in printed and "trials.csv" in printed
+    # what the caller gets: the summary names the best trial and the report (the command's printed
+    # summary, "Best: ...", and its dashboard line are checked where a search runs as a command:
+    # _check_resumed, test_everything_listens_on_loopback_..., tests/e2e/test_search_tracking.py)
+    assert result.summary["best"] == top["name"] and result.summary["best_trial"] == top["trial_id"]
+    assert Path(result.summary["report"]).resolve() == (run_dir / "report.html").resolve()
 
 
 def test_export_gives_the_best_architecture_with_its_trained_weights(finished_search, tmp_path, capsys):
@@ -170,7 +173,7 @@ def _check_resumed(run_dir, before, epochs_before, stdout) -> pd.DataFrame:
     # best.json and the printed summary rank every trial in trials.csv, those run after the resume too
     top = after.sort_values(["best_val_accuracy", "epochs"], ascending=False).iloc[0]
     assert load_architecture(run_dir / "best.json").to_dict() == json.loads(top["arch"])
-    assert f"Best: {top['name']}" in stdout
+    assert f"Best: {top['name']}" in stdout and "\ntrials: " in stdout and "/trials.csv" in stdout
     return kept
 
 
