@@ -61,6 +61,8 @@ def timed_trial(config: dict, data=None) -> None:
 
 def measure(trials: int, budget: str, train_subset: int) -> dict:
     from nas import orchestration
+    from nas.orchestration.settings import check_run_dir
+    from nas.orchestration.tuner import build_tuner
     from nas.search import build_parser, settings_from_args
 
     work = Path(tempfile.mkdtemp(prefix="trial_overhead_"))
@@ -72,15 +74,14 @@ def measure(trials: int, budget: str, train_subset: int) -> dict:
     settings = settings_from_args(args)
     settings, _ = orchestration.apply_preset(settings, has_gpu=False, full=False)
     settings = replace(settings, train_subset=train_subset)
-    orchestration.check_run_dir(settings, resume=False)
+    check_run_dir(settings, resume=False)
     orchestration.configure_ray_env(None)
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
         t_setup = time.perf_counter()
-        tuner, table, space, budget_ = orchestration.build_tuner(settings, False, ray.cluster_resources(),
-                                                                 timed_trial)
+        tuner = build_tuner(settings, False, ray.cluster_resources(), timed_trial)
         setup = time.perf_counter() - t_setup
         t0 = time.perf_counter()
         tuner.fit()

@@ -1,0 +1,60 @@
+"""`nas.inspect` and `nas.search --dry-run`, run as a user runs them (subprocesses, no Ray: the `cli`
+fixture)."""
+
+import json
+
+import pytest
+
+from search_spaces import complexity, save_architecture, template
+from search_spaces.architecture import Architecture
+from search_spaces.budget import Budget
+
+
+def test_inspect_json(tmp_path, cli):
+    path = save_architecture(template((3, 4, 6, 3), 32, 4), tmp_path / "x.json")
+    out = cli("-m", "nas.inspect", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (data["flops"], data["params"]) == (4_230_479_872, 25_028_904)
+    assert isinstance(data["activations"], int)
+    assert [p["name"] for p in data["parts"]] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    table = cli("-m", "nas.inspect", str(path), "--resolution", "32")
+    assert "stage4" in table.stdout and "GFLOPs" in table.stdout or "MFLOPs" in table.stdout
+
+
+def test_inspect_bad_file_is_one_line(tmp_path, cli):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "resnext-arch/1", "stem": "cifar", "in_channels": 3, "num_classes": 10, "stages": []}')
+    out = cli("-m", "nas.inspect", str(bad))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "stages" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("space,budget", [("resnext-imagenet", "4GFLOPs"), ("resnext-cifar", "2GFLOPs")])
+def test_dry_run_proposes_feasible_architectures(space, budget, cli):
+    out = cli("-m", "nas.search", "--budget", budget, "--space", space, "--dry-run", "--samples", "12", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 12
+    b = Budget.parse(budget)
+    for row in rows:
+        arch = Architecture.from_dict(row["arch"])
+        resolution = 224 if space == "resnext-imagenet" else 32
+        assert row["flops"] == complexity(arch, resolution).flops and b.contains(row["flops"])
+        assert row["params"] == complexity(arch, resolution).params
+
+
+def test_dry_run_grid_prints_the_papers_sweep(cli):
+    out = cli("-m", "nas.search", "--budget", "4.089184256GFLOPs", "--dry-run", "--sampler", "grid",
+              "--cardinality", "1,2,4,8,32", "--match", "params", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["arch"]["stages"][0]["cardinality"], r["arch"]["stages"][0]["group_width"]) for r in rows] == [
+        (1, 64), (2, 40), (4, 24), (8, 14), (32, 4)]
+
+
+def test_unreachable_budget_is_one_line_with_the_range(cli):
+    out = cli("-m", "nas.search", "--budget", "1MFLOPs", "--dry-run")
+    assert out.returncode == 2
+    assert "cannot be met" in out.stderr and "FLOPs .." in out.stderr
+    assert out.stderr.strip().count("\n") == 0

@@ -1,0 +1,330 @@
+"""nas.orchestration.tracking against the real tools: one small Ray Tune search (OptunaSearch on a
+journal file, ASHA, the MLflow callback) read back with optuna.load_study, optuna-dashboard's HTTP API,
+TensorBoard's event reader and MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nas.orchestration import tracking
+
+MAX_EPOCHS = 4
+TRIALS = 6
+RUN_NAME = "toy"
+
+
+def _arch(cardinality: int, width: int):
+    from search_spaces.architecture import template
+
+    return template([1, 1, 1], cardinality, width, num_classes=10)
+
+
+def toy_space(trial) -> dict:
+    """A tiny define-by-run space like FeasibleSampler's: Optuna picks C and d, the config holds the arch."""
+    c = trial.suggest_categorical("cardinality", [1, 2, 4])
+    d = trial.suggest_int("width", 4, 8)
+    return {"arch": _arch(c, d).to_dict()}
+
+
+def toy_accuracy(config: dict, epoch: int) -> float:
+    stages = config["arch"]["stages"]
+    return round(0.1 * stages[0]["cardinality"] + 0.01 * stages[0]["group_width"] + 0.05 * epoch, 6)
+
+
+def toy_trial(config: dict) -> None:
+    from ray import tune
+
+    from search_spaces import Architecture, complexity
+
+    arch = Architecture.from_dict(config["arch"])
+    cx = complexity(arch, 32)
+    trial_id = tune.get_context().get_trial_id()
+    for epoch in range(1, MAX_EPOCHS + 1):
+        tracking.label_process(trial_id, arch.describe())
+        tune.report({"epoch": epoch, "val_accuracy": toy_accuracy(config, epoch), "train_loss": 1.0 / epoch,
+                     "images_per_second": 100.0, "flops": cx.flops, "params": cx.params, "status": "ok",
+                     "reason": ""})
+
+
+@pytest.fixture(scope="module")
+def search(ray_instance, tmp_path_factory):
+    """The toy search, run once: (run_dir, ResultGrid, mlflow tracking URI, parent run id)."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    run_dir = tmp_path_factory.mktemp("runs") / RUN_NAME
+    run_dir.mkdir()
+    uri = tracking.mlflow_tracking_uri(None, run_dir)
+    parent = tracking.start_parent_run(uri, RUN_NAME, run_dir, params={"budget": "toy"})
+    searcher = tracking.tracked_optuna_search(
+        toy_space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=0),
+        storage=tracking.optuna_storage(run_dir), run_name=RUN_NAME, max_epochs=MAX_EPOCHS)
+    t0 = time.perf_counter()
+    tuner = tune.Tuner(
+        toy_trial,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=TRIALS, max_concurrent_trials=2, reuse_actors=True,
+                                    scheduler=ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",
+                                                            mode="max", max_t=MAX_EPOCHS, grace_period=1,
+                                                            reduction_factor=2)),
+        run_config=tune.RunConfig(name=RUN_NAME, storage_path=str(run_dir.parent), verbose=0,
+                                  callbacks=tracking.mlflow_callbacks(uri, RUN_NAME, parent, run_dir=run_dir)),
+    )
+    grid = tuner.fit()
+    print(f"toy search: {time.perf_counter() - t0:.1f} s")
+    assert len(grid) == TRIALS and not grid.errors
+    return run_dir, grid, uri, parent
+
+
+def _histories(grid) -> dict[str, list[tuple[int, float]]]:
+    return {r.metrics["trial_id"]: [(int(e), float(a)) for e, a in
+                                    zip(r.metrics_dataframe["epoch"], r.metrics_dataframe["val_accuracy"], strict=True)]
+            for r in grid}
+
+
+# --- Optuna storage ----------------------------------------------------------------------------------
+
+def test_loaded_study_has_each_tune_trial_with_its_value_and_attrs(search):
+    import optuna
+
+    run_dir, grid, _, _ = search
+    assert (run_dir / tracking.JOURNAL_FILE).is_file()
+    study = optuna.load_study(study_name=tracking.study_name(RUN_NAME),
+                              storage=tracking.optuna_storage(run_dir))
+    by_tune = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    histories = _histories(grid)
+    assert set(by_tune) == set(histories)
+    outcomes = set()
+    for result in grid:
+        tid, last = result.metrics["trial_id"], result.metrics
+        ot = by_tune[tid]
+        assert ot.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        assert ot.value == pytest.approx(last["val_accuracy"])
+        assert ot.params["cardinality"] == result.config["arch"]["stages"][0]["cardinality"]
+        assert ot.user_attrs["flops"] == last["flops"] and ot.user_attrs["params"] == last["params"]
+        assert ot.user_attrs["epochs"] == last["epoch"]
+        expected = "completed" if last["epoch"] == MAX_EPOCHS else "stopped"
+        assert ot.user_attrs["outcome"] == expected
+        outcomes.add(expected)
+        # the per-epoch curve optuna-dashboard draws
+        assert sorted(ot.intermediate_values.items()) == [(e, pytest.approx(a)) for e, a in histories[tid]]
+    assert outcomes == {"completed", "stopped"}  # ASHA did cut some trials
+
+
+def test_searcher_survives_pickling_and_restore_on_the_same_journal(search, tmp_path):
+    """Ray pickles the searcher (tuner.pkl, searcher-state); the restored copy must keep writing to
+    the run's journal, which a second reader sees."""
+    import optuna
+
+    run_dir, _, _, _ = search
+    copy = run_dir.parent / "copy.journal"
+    copy.write_bytes((run_dir / tracking.JOURNAL_FILE).read_bytes())
+    searcher = tracking.tracked_optuna_search(
+        toy_space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=1),
+        storage=tracking.optuna_storage(copy), run_name=RUN_NAME, max_epochs=MAX_EPOCHS)
+    searcher.suggest("orphan")  # asked by a driver that is then killed before saving its state
+    state = tmp_path / "searcher.pkl"
+    fresh = tracking.tracked_optuna_search(
+        toy_space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=1),
+        storage=tracking.optuna_storage(copy), run_name=RUN_NAME, max_epochs=MAX_EPOCHS)
+    fresh.save(str(state))  # the state saved before "orphan" was asked
+    restored = pickle.loads(pickle.dumps(fresh))
+    restored.restore(str(state))
+    config = restored.suggest("new")
+    restored.on_trial_result("new", {"val_accuracy": 0.5, "training_iteration": 1, "epoch": 1, "flops": 7})
+    restored.on_trial_complete("new", {"val_accuracy": 0.5, "training_iteration": 1, "epoch": 1, "flops": 7})
+    study = optuna.load_study(study_name=tracking.study_name(RUN_NAME), storage=tracking.optuna_storage(copy))
+    new = [t for t in study.trials if t.user_attrs.get("ray_trial_id") == "new"]
+    assert len(new) == 1 and new[0].value == 0.5 and new[0].user_attrs["flops"] == 7
+    assert new[0].params["cardinality"] == config["arch"]["stages"][0]["cardinality"]
+    orphan = [t for t in study.trials if t.user_attrs.get("ray_trial_id") == "orphan"]
+    assert orphan[0].state == optuna.trial.TrialState.FAIL and orphan[0].user_attrs["outcome"] == "lost"
+
+
+def test_failed_trial_is_recorded_as_fail_with_its_last_epoch(tmp_path):
+    import optuna
+
+    searcher = tracking.tracked_optuna_search(
+        toy_space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=0),
+        storage=tracking.optuna_storage(tmp_path), run_name="f", max_epochs=MAX_EPOCHS)
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", {"val_accuracy": 0.3, "training_iteration": 2, "epoch": 2, "params": 9})
+    searcher.on_trial_complete("t1", error=True)
+    (trial,) = tracking.load_study(tmp_path, "f").trials
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs == {"ray_trial_id": "t1", "epochs": 2, "params": 9, "outcome": "error"}
+
+
+def test_bad_storage_is_a_domain_error_naming_the_flag(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(tracking.TrackingError, match="^optuna_storage: cannot write"):
+        tracking.optuna_storage(blocker / "sub" / "s.journal")
+    with pytest.raises(tracking.TrackingError, match="^optuna_storage: cannot open"):
+        tracking.optuna_storage("nosuchdialect://x")
+
+
+def test_rdb_url_storage(tmp_path):
+    storage = tracking.optuna_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    import optuna
+
+    optuna.create_study(storage=storage, study_name=tracking.study_name("r")).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="nas-r", storage=f"sqlite:///{tmp_path / 'o.db'}").trials) == 2
+
+
+# --- optuna-dashboard ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def test_optuna_dashboard_lists_the_study_and_its_trials(search, search_process):
+    pytest.importorskip("optuna_dashboard")
+    run_dir, grid, _, _ = search
+    port = _free_port()
+    cmd = tracking.dashboard_command(run_dir, port=port)
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    proc = search_process.popen([str(exe) if exe.exists() else cmd[0], *cmd[1:]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                studies = _get(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "optuna-dashboard did not start"
+                time.sleep(0.3)
+        (study,) = [s for s in studies if s["study_name"] == tracking.study_name(RUN_NAME)]
+        detail = _get(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}")
+        trials = detail["trials"]
+        assert len(trials) == TRIALS
+        assert {t["state"] for t in trials} <= {"Complete", "Pruned"}
+        attrs = [{a["key"]: a["value"] for a in t["user_attrs"]} for t in trials]
+        assert {a["ray_trial_id"] for a in attrs} == {r.metrics["trial_id"] for r in grid}
+        assert all(a["outcome"] in ("completed", "stopped") for a in attrs)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# --- TensorBoard ------------------------------------------------------------------------------------------
+
+def test_tensorboard_events_hold_every_epochs_val_accuracy(search):
+    pytest.importorskip("tensorboard")
+    _, grid, _, _ = search
+    for tid, history in _histories(grid).items():
+        (result,) = [r for r in grid if r.metrics["trial_id"] == tid]
+        scalars = tracking.tensorboard_scalars(result.path)
+        # Ray's TBX logger writes one point per report at step = training_iteration (= our epoch here)
+        assert [(s, pytest.approx(v)) for s, v in scalars] == history, tid
+
+
+# --- MLflow ---------------------------------------------------------------------------------------------
+
+def test_mlflow_has_a_run_per_trial_with_epochs_and_architecture(search):
+    pytest.importorskip("mlflow")
+    run_dir, grid, uri, parent = search
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(RUN_NAME)
+    runs = {r.data.tags.get("trial_id"): r for r in client.search_runs([exp.experiment_id])}
+    histories = _histories(grid)
+    for tid, history in histories.items():
+        run = runs[tid]
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.info.status == "FINISHED"
+        metric = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert sorted((m.step, m.value) for m in metric) == [(e, pytest.approx(a)) for e, a in history]
+        (result,) = [r for r in grid if r.metrics["trial_id"] == tid]
+        arch = result.config["arch"]
+        assert run.data.params["arch.cardinality"] == str(arch["stages"][0]["cardinality"])
+        local = client.download_artifacts(run.info.run_id, "architecture.json", str(run_dir / "dl" / tid))
+        assert json.loads(Path(local).read_text()) == arch
+    assert str(run_dir.resolve()) in exp.artifact_location  # artifacts stay with the run
+
+    from search_spaces import Architecture, save_architecture
+
+    best = max(grid, key=lambda r: r.metrics["val_accuracy"])
+    save_architecture(Architecture.from_dict(best.config["arch"]), run_dir / "best.json")
+    logged = tracking.log_parent_run(uri, parent, run_dir, metrics={"best_val_accuracy":
+                                                                   best.metrics["val_accuracy"]})
+    assert logged == ["best.json"]  # no report.html/search.json/trials.csv in this toy run
+    parent_run = client.get_run(parent)
+    assert parent_run.info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(parent)] == ["best.json"]
+    assert parent_run.data.metrics["best_val_accuracy"] == pytest.approx(best.metrics["val_accuracy"])
+    # --resume finds the same parent run instead of opening another
+    assert tracking.start_parent_run(uri, RUN_NAME, run_dir) == parent
+
+
+def test_parse_log():
+    pytest.importorskip("mlflow")
+    assert tracking.parse_log(None) == {}
+    assert tracking.parse_log(["mlflow"]) == {"mlflow": None}
+    assert tracking.parse_log(["mlflow=sqlite:///x.db"]) == {"mlflow": "sqlite:///x.db"}
+    with pytest.raises(tracking.TrackingError, match="^log: unknown target 'wandb'"):
+        tracking.parse_log(["wandb"])
+    with pytest.raises(tracking.TrackingError, match="^log: empty tracking URI"):
+        tracking.parse_log(["mlflow="])
+
+
+def test_mlflow_default_uri_is_inside_the_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.mlflow_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.mlflow_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
+    assert tracking.mlflow_tracking_uri("sqlite:///a.db", tmp_path) == "sqlite:///a.db"
+
+
+# --- Ray dashboard ----------------------------------------------------------------------------------------
+
+def test_label_process_names_the_ray_worker(ray_instance):
+    import ray
+
+    @ray.remote
+    def labelled() -> str:
+        title = tracking.label_process("abc_00001", "C4x8d [1,1,1]")
+        return title + "|" + Path("/proc/self/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+    title, cmdline = ray.get(labelled.remote()).split("|")
+    assert title == "ray::trial_abc_00001 C4x8d [1,1,1]"
+    assert cmdline.startswith(title)
+
+
+def test_dashboard_line_says_how_to_get_the_token(monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    line = tracking.dashboard_line("http://127.0.0.1:8265")
+    assert line == ("Ray dashboard: http://127.0.0.1:8265 (its token: `ray get-auth-token`, or the file "
+                    "~/.ray/auth_token)")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "/etc/ray/token")
+    assert line != tracking.dashboard_line("http://127.0.0.1:8265")
+    assert tracking.dashboard_line("http://h:1").endswith("the file /etc/ray/token)")
+
+
+def test_mlflow_with_a_run_on_an_object_store_is_refused_before_ray_starts():
+    from nas.orchestration import SearchSettings
+
+    s = SearchSettings(budget_flops=10**9, name="x", log=["mlflow"],
+                       storage_path="s3://bucket/runs?endpoint_override=127.0.0.1:9&scheme=http&region=us-east-1")
+    with pytest.raises(tracking.TrackingError) as info:
+        tracking.check_tracking(s)
+    assert info.value.setting == "log" and "object store" in str(info.value)
