@@ -246,6 +246,13 @@ def load_settings(run: str | os.PathLike | RunLocation) -> SearchSettings:
     except (KeyError, TypeError) as exc:
         raise SearchConfigError("resume", "{path} is not from this version of nas.search ({exc})",
                                 path=where, exc=exc) from None
+    started_at = data.get("run_dir")  # absent in runs started before it was recorded
+    if started_at is not None and started_at != loc.display:
+        # Ray Tune's saved state, the callbacks and the Optuna study name the location the run started
+        # at; resumed elsewhere, its trials would fail or write there (not supported yet, so refused).
+        raise SearchConfigError("resume", "{path} was started at {old} and moved since; a moved run cannot be "
+                                "resumed yet: move it back to resume it, or read it where it is (nas.analyze, "
+                                "nas.export)", path=loc.display, old=started_at)
     if not any(f.startswith("experiment_state-") and f.endswith(".json") for f in loc.list()):
         raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume (it was stopped "
                                 "before its first trial was recorded); start a new search instead",
@@ -270,6 +277,7 @@ def write_search_json(settings: SearchSettings, space, budget, train_resolution:
         "dataset": settings.dataset, "objective": settings.objective, "sampler": settings.sampler,
         "match": settings.match if settings.sampler == "grid" else None, "max_epochs": settings.max_epochs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run_dir": settings.location.display,  # where it started: --resume refuses a moved run
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "ray": ray.__version__, "optuna": optuna.__version__},
         "settings": asdict(settings),

@@ -2,6 +2,7 @@
 fixture)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,26 @@ def test_unreachable_budget_is_one_line_with_the_range(cli):
     assert out.returncode == 2
     assert "cannot be met" in out.stderr and "FLOPs .." in out.stderr
     assert out.stderr.strip().count("\n") == 0
+
+
+# --- unchanged behaviour: the dry run's output, byte for byte -------------------------------------------------
+# dry_run_golden/ holds what `python -m nas.search ... --dry-run` printed at a86484f, before the search's flow
+# moved into one driver (nas.orchestration.run_search): stdout, stderr and the exit code of each `index` line.
+GOLDEN = Path(__file__).with_name("dry_run_golden")
+
+
+def _golden_cases() -> list[tuple[int, int, list[str]]]:
+    lines = GOLDEN.joinpath("index").read_text().splitlines()
+    return [(i, int(line.split(" ", 1)[0]), line.split(" ", 1)[1].split()) for i, line in enumerate(lines, 1)]
+
+
+@pytest.mark.parametrize("number,code,argv", _golden_cases(),
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_dry_run_output_is_unchanged(number, code, argv, capsys):
+    from nas.cli import run_main
+    from nas.search import main
+
+    assert run_main(main, argv) == code
+    out, err = capsys.readouterr()
+    assert out == GOLDEN.joinpath(f"{number}.out").read_text()
+    assert err == GOLDEN.joinpath(f"{number}.err").read_text()
