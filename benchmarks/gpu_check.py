@@ -24,7 +24,7 @@ device, versions, each step's wall time, return code, figures and log tail), log
 log) and runs.tar.gz (each run directory's trials.csv, epochs.csv, search.json, best.json, report.html).
 
 --smoke runs every step at toy sizes on whatever device there is (the CPU here; synthetic data), so
-that tests/test_gpu_check.py keeps this script working.
+that tests/benchmarks/test_gpu_check.py keeps this script working.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ GPU = {
     "search": {"budget": "4GFLOPs", "trials": 12, "epochs": 3, "train_subset": 16000, "time_budget": 70,
                "timeout": 100},
 }
-# Toy sizes for the CPU (tests/test_gpu_check.py): 600 MFLOPs archs, 64 synthetic training images.
+# Toy sizes for the CPU (tests/benchmarks/test_gpu_check.py): 600 MFLOPs archs, 64 synthetic training images.
 SMOKE = {
     "dataset": "synthetic",
     "step": {"templates": ("1x12d:1,1,1,1", "4x4d:1,1,1,1"), "batch_sizes": (16,), "resolution": 32,

@@ -51,7 +51,7 @@ _MODULES = {  # module -> the public names it defines, each exported here under 
 }
 _HOMES = {name: module for module, names in _MODULES.items() for name in names}
 
-__all__ = [  # the same names (tests/test_loop.py checks that the three lists agree)
+__all__ = [  # the same names (tests/trials/test_loop.py checks that the three lists agree)
     "DATASET_NAMES", "DATA_DIR_ENV_VAR", "IMAGEFOLDER", "CheckpointError", "Dataset", "DatasetError", "DatasetInfo",
     "FractionalOOM", "NotWritableError", "TrainConfig", "TrainConfigError", "check_device", "check_writable_dir",
     "cpu_defaults", "dataset_arrays", "dataset_from_arrays", "default_val_size", "describe_dataset",

@@ -5,13 +5,13 @@ hot loop has no per-sample Python. The random parameters are drawn from a CPU to
 owned by the loop: the same seed gives the same crops on every device, and the generator's state
 is a small tensor that a checkpoint can store and restore exactly.
 
-No blocking host-to-device copy per step (correctness review, finding 14): a CPU tensor copied to
+No blocking host-to-device copy per step: a CPU tensor copied to
 CUDA from pageable memory, or `torch.tensor(..., device=cuda)`, synchronises the stream, so the CPU
 could not queue step k+1 while the GPU ran step k. Hence the normalisation constants are built once
 per (augmentation, device, dtype) and cached, and the loop draws a whole epoch's crop offsets and
 flip masks at once (`draw_epoch`), in exactly the order the per-batch draws used, and moves them in
 one pinned, non-blocking copy per epoch. On the CPU the results are bit-identical to drawing per
-batch (tests/test_trial_device.py checks it); on CUDA the copy overlaps with the step.
+batch (tests/trials/test_trial_device.py checks it); on CUDA the copy overlaps with the step.
 """
 
 from __future__ import annotations

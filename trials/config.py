@@ -57,7 +57,7 @@ class TrainConfig:
     seed: int = 0  # initialisation and data order
     # The validation split and the training subset (None: `seed`). A search fixes it at its own seed so
     # that trials of different seeds differ in initialisation and data order only, not in which images
-    # they validate on (correctness review, finding 20).
+    # they validate on.
     split_seed: int | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (trials.trainable picks it from Ray's assignment)
     # Share of the GPU Ray granted this trial (None: whole or none). Below 1 it caps this process's CUDA

@@ -199,7 +199,7 @@ def _compile(model: torch.nn.Module, config: TrainConfig) -> Callable:
 
     Dynamo's caches are reset first: Ray reuses an actor for trial after trial, Dynamo guards on the
     module structure, and after recompile_limit (8) architectures it would run the rest eagerly
-    without saying so (correctness review, finding 17).
+    without saying so.
     """
     if not config.compile:
         return model

@@ -67,7 +67,7 @@ def trial_device() -> tuple[str, float | None]:
     """(device, GPU share) from what Ray assigned this trial, never from torch.cuda.is_available().
 
     Ray 2.60 no longer hides the GPUs from a worker that asked for none, so a 0-GPU trial would
-    otherwise train on cuda:0 beside the trials Ray did place there (correctness review, finding 8).
+    otherwise train on cuda:0 beside the trials Ray did place there.
     Outside Ray: ("auto", None), i.e. TrainConfig's own choice.
     """
     try:

@@ -6,7 +6,7 @@ takes neither a scheduler nor a TuneConfig. The scheduler that runs after a resu
 pickled in tuner.pkl when the search started, i.e. with empty rungs. A resumed search would then
 promote its first new trials unconditionally, and a trial resumed at epoch 5 would record its
 epoch-5 accuracy in the rungs of epochs 3 and 1 (async_hyperband.py, _Bracket.on_result), raising
-the cutoffs new trials must beat (correctness review, finding 16).
+the cutoffs new trials must beat.
 
 The supported hook we have is the unpickling itself: Tuner.restore unpickles this object from
 tuner.pkl, so `__setstate__` marks it as restored and the first scheduler call after that (Tune calls

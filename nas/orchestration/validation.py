@@ -1,6 +1,6 @@
 """Does the search's ranking hold? Retrain a run's top K architectures and M controls drawn across the
 rest of the ranking at a higher fidelity (more epochs, optionally another training resolution), with
-several seeds, and write RUN_DIR/validation/validation.csv (issue 12).
+several seeds, and write RUN_DIR/validation/validation.csv.
 
 The retraining is a Ray Tune experiment on the search's own machinery: the same trainable
 (trials.train_trial), the same per-trial resources (ray_env.trial_resources), a grid over

@@ -1,4 +1,4 @@
-"""How sure the report can be: equal-fidelity subsets, bootstrap intervals, rank agreement (issue 12).
+"""How sure the report can be: equal-fidelity subsets, bootstrap intervals, rank agreement.
 
 Pure analysis on pandas frames (no plotting, no files): `evidence_figures.py` draws what this returns.
 

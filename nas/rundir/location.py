@@ -312,7 +312,7 @@ def refuse_local_on_multinode(location: RunLocation, nodes: list[dict[str, Any]]
     """A local storage path on a cluster of more than one node: refuse before any trial starts.
 
     Tune persists each checkpoint from the node the trial runs on; a path only the driver's node sees
-    makes every trial elsewhere fail at its first checkpoint (correctness review, finding 2). A shared
+    makes every trial elsewhere fail at its first checkpoint. A shared
     filesystem mounted at the same path everywhere is fine, but we cannot tell it from a local disk, so
     the message says what to use; NAS_SHARED_STORAGE=1 confirms the path is shared.
     """

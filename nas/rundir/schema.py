@@ -2,7 +2,7 @@
 their dtypes, the trial outcomes and their colours, and the one NaN/numpy -> JSON conversion.
 
 The search writes it (nas.orchestration.callbacks), the report and the export read it
-(nas.report.run_data); tests/fake_run.py writes it too.
+(nas.report.run_data); tests/helpers/fake_run.py writes it too.
 """
 
 from __future__ import annotations

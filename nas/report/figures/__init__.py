@@ -7,7 +7,7 @@ as binary blobs), per-trial point traces carry `meta={"role": "trials", ...}` an
 first `customdata` field, so tests (and anyone reading the JSON) can tell which trial is which point.
 
 Accuracies are plotted in percent. Trials stopped early by ASHA were measured after fewer epochs than
-completed ones, so no trend, EDF or importance pools them (issue 12: in the default CPU run that made
+completed ones, so no trend, EDF or importance pools them (in the default CPU run that made
 C=2 look best only because ASHA let the C=2 trials train longer). Those figures are drawn at one
 fidelity each (`fidelities`, from nas.report.evidence): every trial at the common epoch (the highest
 epoch every live trial reached: the first ASHA rung), and the completed trials alone; each panel's
