@@ -91,7 +91,7 @@ class Step:
         self.name, self.log, self.env = name, logs / f"{name}.log", env
         self.lines: list[tuple[float, str]] = []
 
-    def run(self, cmd: list[str], timeout: float) -> dict:
+    def run(self, cmd: list[str], timeout: float, graces_s: tuple[float, float, float] = (20, 5, 5)) -> dict:
         t0 = time.monotonic()
         record = {"command": " ".join(cmd), "timeout_s": round(timeout, 1)}
         # A session of its own, so a timeout can interrupt the whole group (the driver and the Ray
@@ -113,7 +113,7 @@ class Step:
             except subprocess.TimeoutExpired:
                 record["timed_out"] = True
                 # SIGINT first: Tune stops the trials and nas.search still writes its tables and report.
-                for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                for sig, grace in zip((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), graces_s, strict=True):
                     try:
                         os.killpg(proc.pid, sig)
                     except ProcessLookupError:
