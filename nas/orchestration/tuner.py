@@ -25,7 +25,7 @@ from .plan import (
     train_config,
     train_resolution,
 )
-from .ray_env import trial_resources
+from .ray_env import skip_callback_telemetry_when_off, trial_resources
 from .settings import SearchConfigError, SearchSettings
 
 
@@ -86,6 +86,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .live import LiveReport
     from .tracking import tracking_callbacks
 
+    skip_callback_telemetry_when_off()
     space, budget, loc = resolve_space(settings), budget_of(settings), settings.location
     # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
     # checkpoint; refuse before anything starts.

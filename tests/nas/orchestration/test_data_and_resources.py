@@ -199,3 +199,18 @@ def test_on_a_gpu_trials_train_where_every_stage_keeps_2x2_maps():
     cifar, _ = apply_preset(_settings("--dataset", "cifar10", "--space", "resnext-cifar", "--budget", "1GFLOPs"),
                             has_gpu=True, full=False)
     assert cifar.train_resolution is None
+
+
+@pytest.mark.parametrize("stats", ["0", "1"])
+def test_callback_telemetry_is_skipped_only_when_usage_stats_are_off(monkeypatch, stats):
+    """Ray Tune's callback telemetry imports mlflow (2 s per search): skipped only when it is never sent."""
+    from ray.air._internal import usage
+
+    from nas.orchestration.ray_env import _no_callback_tags, skip_callback_telemetry_when_off
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", stats)
+    monkeypatch.setattr(usage, "tag_callbacks", usage.tag_callbacks)  # restored after the test
+    original = usage.tag_callbacks
+    skip_callback_telemetry_when_off()
+    assert (usage.tag_callbacks is _no_callback_tags) == (stats == "0")
+    assert (usage.tag_callbacks is original) == (stats == "1")
