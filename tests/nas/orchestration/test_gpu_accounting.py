@@ -1,7 +1,7 @@
 """GPUs accounted for, on a Ray instance whose GPUs are only resource labels (tests/helpers/gpu_probe.py).
 
 Each scenario is a real search through nas.orchestration.run (Tuner, OptunaSearch, our resources and
-callbacks) with its own Ray (`num_gpus=N`), all four in one subprocess; the probe trainable records the device and GPU
+callbacks) on a Ray declaring 1 or 2 GPUs, all four in one subprocess; the probe trainable records the device and GPU
 share it resolved from Ray's assignment, and its time span.
 """
 
@@ -15,9 +15,9 @@ import pytest
 
 @pytest.fixture(scope="module")
 def probed(search_process, tmp_path_factory):
-    """Every scenario, each on a Ray of its own, in one process (tests/helpers/gpu_probe.py): its GPUs
-    (num_gpus=1 or 2 by scenario) are resource labels that the session's shared Ray (CPUs only) must not
-    have. Returns the folder holding one sub-folder per scenario."""
+    """Every scenario, in one process (tests/helpers/gpu_probe.py), on a Ray of its own declaring 1 or 2
+    GPUs: resource labels that the session's shared Ray (CPUs only) must not have. Returns the folder
+    holding one sub-folder per scenario."""
     out = tmp_path_factory.mktemp("gpu_probe")
     done = search_process.command("tests.helpers.gpu_probe", str(out), "pack", "zero", "whole", "oom", timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
