@@ -214,9 +214,15 @@ def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_pa
         searchrun.kill_pids(searchrun.kill_driver(proc))
 
 
-def test_asking_for_gpus_on_a_cluster_without_any_is_a_clear_error(tmp_path, search_process):
-    out = search_process.run([*searchrun.FAST, "--gpus-per-trial", "0.5", "--storage-path", str(tmp_path),
-                         "--name", "gpu"], timeout=120)
-    assert out.returncode == 2
-    assert "--gpus-per-trial" in out.stderr and "0 GPUs" in out.stderr and "Traceback" not in out.stderr
+def test_asking_for_gpus_on_a_cluster_without_any_is_a_clear_error(tmp_path, ray_instance, capsys):
+    """The command's main in this process, on the session's Ray (CPUs only): the GPU request is checked
+    against the nodes once Ray is reachable, and refused in one line before any trial or file."""
+    from nas.cli import run_main
+    from nas.search import main
+
+    code = run_main(main, [*searchrun.FAST, "--gpus-per-trial", "0.5", "--storage-path", str(tmp_path),
+                           "--name", "gpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--gpus-per-trial" in err and "0 GPUs" in err and "Traceback" not in err
     assert not (tmp_path / "gpu").exists()  # nothing half-written

@@ -104,7 +104,7 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
 
     # nas.analyze writes the report into the bucket again
     loc.delete("report.html")
-    # (analyze and export in this process: what they do on a bucket is the test, not their start-up)
+    # (analyze, export and train in this process: what they do on a bucket is the test, not their start-up)
     analyzed = _command("nas.analyze", capsys, loc.run_uri)
     assert analyzed.returncode == 0, analyzed.stderr
     assert loc.is_file("report.html") and len(loc.read_bytes("report.html")) > 100_000
@@ -128,8 +128,8 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     # nas.train takes best.json's URI
     trained_out = tmp_path / "train"
     best_uri = RunLocation.parse(loc.run_uri, "best.json").run_uri
-    run = search_process.command("nas.train", best_uri, "--dataset", "synthetic", "--train-subset", "64",
-                                 "--epochs", "1", "--batch-size", "32", "--out", str(trained_out), "--json")
+    run = _command("nas.train", capsys, best_uri, "--dataset", "synthetic", "--train-subset", "64",
+                   "--epochs", "1", "--batch-size", "32", "--out", str(trained_out), "--json")
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["arch_file"] == f"{loc.display}/best.json" and (trained_out / "model.pt").is_file()
