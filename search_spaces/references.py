@@ -67,12 +67,15 @@ def designs(space: SearchSpace, budget: Budget) -> list[tuple[str, Architecture]
     return [(r.name, space.architecture(r.cardinality, r.width, r.depths, r.base_width)) for r in space.references]
 
 
-def nearest_feasible(space: SearchSpace, budget: Budget, design: Architecture) -> Architecture | None:
+def nearest_feasible(space: SearchSpace, budget: Budget, design: Architecture,
+                     sampler: FeasibleSampler | None = None) -> Architecture | None:
     """The feasible architecture with the design's (first-stage) cardinality, C and d shared, closest to
-    it by sum |log ratio| of base width, d and depths; None when no architecture with that C fits."""
-    shared = space if space.shared else replace(space, shared=True)
+    it by sum |log ratio| of base width, d and depths; None when no architecture with that C fits.
+    `sampler`: the space's, when it is shared (its tables are reused)."""
     try:
-        tables = FeasibleSampler(shared, budget)._ensure_tables()
+        if sampler is None or not space.shared:
+            sampler = FeasibleSampler(space if space.shared else replace(space, shared=True), budget)
+        tables = sampler._ensure_tables()
     except BudgetError:
         return None
     s0 = design.stages[0]
@@ -104,7 +107,7 @@ def references(space: SearchSpace, budget: Budget) -> tuple[list[Reference], lis
             arch, note = design, ""
             params = sampler.encode(design)
         except ValueError:
-            arch = nearest_feasible(space, budget, design)
+            arch = nearest_feasible(space, budget, design, sampler)
             if arch is None:
                 skipped.append(f"reference {name} left out: no architecture with C={design.stages[0].cardinality} "
                                f"meets the budget {budget}")

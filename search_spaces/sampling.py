@@ -430,9 +430,10 @@ def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int
     return points
 
 
-def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe", seed: int = 0
-                 ) -> list[Architecture]:
-    """What the sampler would propose first, without training (for `nas.search --dry-run`).
+def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe", seed: int = 0,
+                 first: list[dict] | tuple = ()) -> list[Architecture]:
+    """What the sampler would propose first, without training (for `nas.search --dry-run`): the
+    architectures of the enqueued params `first` (a search's reference designs), then `n` proposals.
 
     Nothing is told back to the study, so TPE behaves as in its random start-up phase; that is what
     the first trials of a real search look like too.
@@ -448,4 +449,6 @@ def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe
         raise ValueError(f"dry-run sampler must be one of {', '.join(samplers)} or grid, got {sampler!r}")
     define = FeasibleSampler(space, budget)
     study = optuna.create_study(direction="maximize", sampler=samplers[sampler]())
-    return [define.propose(study.ask()) for _ in range(n)]
+    for params in first:
+        study.enqueue_trial(params)
+    return [define.propose(study.ask()) for _ in range(len(first) + n)]

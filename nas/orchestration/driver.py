@@ -26,7 +26,16 @@ from ..errors import SettingError
 from ..rundir.location import RunLocation
 from ..rundir.schema import BEST_JSON, TRIALS_CSV, rank_trials
 from .data import absolute_data_env
-from .plan import FULL_FLAGS, apply_preset, budget_of, check_settings, resolve_space, scheduler_of, train_resolution
+from .plan import (
+    FULL_FLAGS,
+    apply_preset,
+    budget_of,
+    check_settings,
+    resolve_space,
+    scheduler_of,
+    train_resolution,
+    validation_images,
+)
 from .ray_env import configure_ray_env, start_ray
 from .settings import (
     SearchConfigError,
@@ -74,7 +83,8 @@ def run_search(settings: SearchSettings | None = None, *, resume: str | os.PathL
             settings = sized(settings, resources, full, log)
         tuner = _build_tuner(settings, resume is not None, resources, trainable, log)
         if resume is None:
-            write_search_json(settings, resolve_space(settings), budget_of(settings), train_resolution(settings))
+            write_search_json(settings, resolve_space(settings), budget_of(settings), train_resolution(settings),
+                              validation_images(settings))
         log(search_line(settings))
         tuner.fit()
         return finish(settings, log)
