@@ -75,6 +75,9 @@ def select(run: RunData, top: int, controls: int, references: bool = False) -> p
     architecture; `rank` is its place in the whole ranking. `proxy_accuracy` is the search's accuracy
     at `proxy_epochs`, one epoch for all (proxy_at_one_epoch)."""
     ranked = run.ranked().assign(_key=lambda t: [json.dumps(a.to_dict(), sort_keys=True) for a in t["architecture"]])
+    if references:  # a sampled trial that proposed a reference design again is that design, not a pick
+        is_ref = ranked["_key"].isin(set(ranked.loc[ranked["role"] == "reference", "_key"]))
+        ranked = ranked.assign(role=np.where(is_ref, "reference", ranked["role"]))
     ranked = ranked.drop_duplicates("_key").reset_index(drop=True)
     ranked["rank"] = np.arange(1, len(ranked) + 1)
     pool, refs = ranked, ranked.iloc[0:0]
