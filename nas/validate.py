@@ -19,9 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .rundir.schema import VALIDATION_SUMMARY_CSV
-
 from .cli import Parser, UsageError, non_negative_int, port, positive_int, run_main, setting_errors, wrap
+from .rundir.schema import VALIDATION_SUMMARY_CSV
 
 FLAGS = {"run_dir": None, "top": "--top", "controls": "--controls", "seeds": "--seeds", "epochs": "--epochs",
          "train_resolution": "--train-resolution", "references": "--references"}

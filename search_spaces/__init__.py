@@ -26,8 +26,8 @@ from .architecture import (
 )
 from .budget import Budget, format_flops, parse_flops
 from .complexity import Complexity, complexity, smallest_resolution, stage_map_sizes
-from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
 from .references import Reference, references
+from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
 from .spaces import SPACES, ReferenceDesign, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
 
 
@@ -39,9 +39,9 @@ def build_model(arch: Architecture):
 
 
 __all__ = [
-    "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity",
-    "FeasibleSampler", "MatchedPoint", "Reference", "ReferenceDesign", "SearchSpace", "SpaceFileError", "Stage", "build_model", "capacity_matched",
-    "complexity",
-    "flops_range", "format_flops", "get_space", "load_architecture", "load_space", "parse_flops", "propose_many",
-    "references", "save_architecture", "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "with_io",
+    "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity", "FeasibleSampler",
+    "MatchedPoint", "Reference", "ReferenceDesign", "SearchSpace", "SpaceFileError", "Stage", "build_model",
+    "capacity_matched", "complexity", "flops_range", "format_flops", "get_space", "load_architecture", "load_space",
+    "parse_flops", "propose_many", "references", "save_architecture", "smallest_resolution", "space_to_dict",
+    "stage_map_sizes", "template", "with_io",
 ]

@@ -234,7 +234,8 @@ def _reference(value: Any, where: str, cards: list[int], depth_ranges) -> Refere
     cardinality must be the space's (a reference outside the budget's window is moved to its nearest
     feasible variant of the same C at search time); the width and depths only need to be sensible."""
     if not isinstance(value, dict):
-        raise SpaceFileError(f"{where}: expected an object with {', '.join(_REFERENCE_FIELDS)}, got {json.dumps(value)}")
+        raise SpaceFileError(f"{where}: expected an object with {', '.join(_REFERENCE_FIELDS)}, "
+                             f"got {json.dumps(value)}")
     unknown = sorted(set(value) - set(_REFERENCE_FIELDS))
     if unknown:
         raise SpaceFileError(f"{where}.{unknown[0]}: unknown field; accepted: {', '.join(_REFERENCE_FIELDS)}")

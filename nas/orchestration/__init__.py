@@ -54,8 +54,8 @@ from .settings import (
 
 __all__ = [
     "ACCEPTS", "CPU_PRESET", "DEFAULT_KEEP_CHECKPOINTS", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE",
-    "GRID_REFERENCES_NOTE", "MATCHES", "OBJECTIVES", "REFERENCES", "SAMPLERS", "SCHEDULERS", "RayOptions", "SearchConfigError", "SearchSettings", "apply_preset",
-    "budget_of", "check_settings", "configure_ray_env", "finish", "from_keywords", "grid_points", "load_settings",
-    "outside_lines", "proposals", "reference_designs", "resolve_space", "run_search", "scheduler_of", "start_ray", "train_resolution",
-    "trial_resources", "with_absolute_paths",
+    "GRID_REFERENCES_NOTE", "MATCHES", "OBJECTIVES", "REFERENCES", "SAMPLERS", "SCHEDULERS", "RayOptions",
+    "SearchConfigError", "SearchSettings", "apply_preset", "budget_of", "check_settings", "configure_ray_env", "finish",
+    "from_keywords", "grid_points", "load_settings", "outside_lines", "proposals", "reference_designs", "resolve_space",
+    "run_search", "scheduler_of", "start_ray", "train_resolution", "trial_resources", "with_absolute_paths",
 ]

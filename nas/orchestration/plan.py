@@ -262,8 +262,8 @@ def check_settings(settings: SearchSettings) -> None:
 
 
 __all__ = [
-    "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "GRID_REFERENCES_NOTE", "TRAIN_IMAGES",
-    "apply_preset", "budget_of", "check_settings", "dataset_shape", "expected_trials", "gpu_train_resolution", "grid_points", "outside_lines",
-    "proposals", "reference_designs", "resolve_space", "scheduler_of", "train_config", "train_resolution",
-    "validation_images",
+    "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "GRID_REFERENCES_NOTE", "TRAIN_IMAGES", "apply_preset",
+    "budget_of", "check_settings", "dataset_shape", "expected_trials", "gpu_train_resolution", "grid_points",
+    "outside_lines", "proposals", "reference_designs", "resolve_space", "scheduler_of", "train_config",
+    "train_resolution", "validation_images",
 ]

@@ -78,5 +78,5 @@ def search_vs_references(run: RunData) -> Section:
             "95% interval": [("" if pd.isna(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]")
                              for lo, hi in zip(per["lo"], per["hi"], strict=True)],
             "verdict": per["verdict"]})
-        table = pd.concat([pd.DataFrame(rows), table], ignore_index=True).fillna("")
+        table = pd.concat([pd.DataFrame(rows), table], ignore_index=True).astype(object).fillna("")
     return Section(KEY, TITLE, note=note, table=table)
