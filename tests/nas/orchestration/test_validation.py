@@ -71,6 +71,7 @@ def test_report_section_reversed_ranking_has_tau_minus_one(tmp_path):
     report = write_report(run_dir)
     fig = figures(report)["validation"]
     assert "Does the search" in report.read_text()
+    assert "proxy, at epoch 1 for all" in report.read_text()  # one proxy fidelity, said
     scatter = role_traces(fig, "rank-scatter")[0]
     assert scatter["x"] == pytest.approx([90, 80, 70, 60])
     assert scatter["y"] == pytest.approx([61, 70.5, 80, 91])
