@@ -204,6 +204,16 @@ def finish(settings: SearchSettings, log: Log = print) -> dict[str, Any]:
         summary["report"] = str(write_report(loc))
     except Exception as exc:  # the report must never lose a finished search
         log(f"warning: report not written: {exc}")
+    try:
+        from ..report import load_run
+        from ..report.figures.references import verdict_line
+
+        line = verdict_line(load_run(loc))
+        if line:
+            summary["versus_references"] = line
+            log(line)
+    except Exception as exc:  # nor the comparison with the reference designs
+        log(f"warning: no comparison with the reference designs: {exc}")
     summary.update(finish_tracking(settings, summary, log, trial_ids=set(frame["trial_id"].astype(str))))
     try:
         summary["run_size_bytes"] = run_size(loc)

@@ -67,7 +67,7 @@ def test_the_reference_designs_trained_first_and_the_report_compares_them(finish
     trials.csv; the report's first section compares them with the sampled trials."""
     from search_spaces import Architecture, get_space, parse_flops, references
 
-    run_dir, _ = finished_search
+    run_dir, result = finished_search
     frame = searchrun.trials(run_dir).fillna({"reference": ""})
     refs, _ = references(get_space("resnext-imagenet"), Budget(parse_flops("500MFLOPs")))
     assert len(refs) == 2
@@ -77,6 +77,8 @@ def test_the_reference_designs_trained_first_and_the_report_compares_them(finish
     assert json.loads((run_dir / "search.json").read_text())["val_images"] > 0
     page = (run_dir / "report.html").read_text()
     assert "Search vs the reference designs" in page and "best reference" in page
+    # and the summary says it in one line ("... At epoch 1: Can tell: ..." or "Cannot tell ...")
+    assert result.summary["versus_references"].startswith("Search vs the reference designs: At epoch ")
 
 
 def test_export_gives_the_best_architecture_with_its_trained_weights(finished_search, tmp_path, capsys):

@@ -39,6 +39,13 @@ def validated(run: RunData) -> pd.DataFrame | None:
     return v.rename(columns={"arch_id": "arch", "validated_accuracy": "accuracy"})
 
 
+def verdict_line(run: RunData) -> str | None:
+    """The search-alone verdict in one line (the search's summary prints it), None without references."""
+    if "reference" not in set(run.trials["role"]) or "grid" in set(run.trials["role"]):
+        return None
+    return f"{TITLE}: " + ev.versus_references(run.trials, run.epochs, validation_images(run)).describe()
+
+
 def search_vs_references(run: RunData) -> Section:
     roles = set(run.trials["role"])
     if "grid" in roles:
