@@ -5,7 +5,9 @@ They are, for a space with no `references` of its own, the paper's capacity-matc
 Table 2: its claim is ResNeXt-50 32x4d against ResNet-50 1x64d at equal FLOPs): at the space's default
 depths and template output width, C = 1 takes the width whose FLOPs are closest to the budget and C = 32
 the width whose parameters are closest to that (`capacity_matched`, the grid sweep's own rule; at
-4.089 GFLOPs: 1x64d and 32x4d). A space file names its own (`references`, search_spaces.spaces).
+4.089 GFLOPs: 1x64d and 32x4d). Where no width brings C = 1 into the window at the template's output
+width, the next narrower output width of the space that does is taken (a budget far below the
+template's). A space file names its own (`references`, search_spaces.spaces).
 
 A design outside the budget's window [(1 - tolerance) * B, B] (ResNet-50's 4.09 GFLOPs at a 4 GFLOPs
 budget; 32x4d costs 4-7% more than 1x64d) trains as its nearest feasible variant of the same C: the
@@ -52,12 +54,24 @@ def paper_designs(space: SearchSpace, budget: Budget) -> list[tuple[str, Archite
     cs = [c for c in PAPER_CARDINALITIES if c in space.cardinalities]
     if not cs:
         return []
+    # The template's output width, or the widest narrower one of the space at which the first point meets
+    # the window (at 500 MFLOPs ResNet-50's layout leaves 1x1d at 256, 508 MFLOPs; at 128 a real width).
+    bases = [space.base_out] + [b for b in sorted(space.base_widths, reverse=True) if b < space.base_out]
+    at = next((b for b in bases if _meets(replace(space, base_out=b), budget, cs[0])), space.base_out)
+    points = capacity_matched(replace(space, base_out=at), budget, cs, "params", space.default_depths, strict=False)
     out = []
-    for p in capacity_matched(space, budget, cs, "params", space.default_depths, strict=False):
+    for p in points:
         s0 = p.arch.stages[0]
         key = (space.stem, tuple(p.arch.depths), s0.out_channels, p.cardinality, p.width)
         out.append((PAPER_NAMES.get(key, f"capacity-matched {p.arch.describe()}"), p.arch))
     return out
+
+
+def _meets(space: SearchSpace, budget: Budget, cardinality: int) -> bool:
+    """Some width d brings `cardinality` at the default depths and output width into the window."""
+    return any(budget.contains(complexity(space.architecture(cardinality, d, space.default_depths),
+                                          space.resolution).flops)
+               for d in range(space.width_range[0], space.width_range[1] + 1))
 
 
 def designs(space: SearchSpace, budget: Budget) -> list[tuple[str, Architecture]]:
