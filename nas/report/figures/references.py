@@ -73,17 +73,19 @@ def search_vs_references(run: RunData) -> Section:
         if len(top) and top["difference"].notna().any():
             best = top.loc[top["mean"].idxmax()]
             ref = per.loc[per["verdict"] == "the best reference"].iloc[0]
-            note += (f" Retrained by nas.validate ({epochs} epochs, {int(best['seeds'])} seeds, evaluated on the "
+            note += (f" Retrained by nas.validate ({epochs} epoch{'s' * (epochs != '1')}, {int(best['seeds'])} "
+                     f"seed{'s' * (int(best['seeds']) != 1)}, evaluated on the "
                      f"{split} images): " + ev.verdict(best["difference"], best["lo"], best["hi"],
                                                         f"the best of the search's top ({best['name']})",
                                                         f"the best reference ({ref['name']})",
                                                         "fewer than 2 seeds each"))
         table = pd.DataFrame({
             "": "validated (" + per["role"] + ")", "architecture": per["name"], "trial": per["arch"],
-            "seeds": per["seeds"], "accuracy % (mean)": (100 * per["mean"]).round(2),
+            "seeds": per["seeds"].astype(int), "accuracy % (mean)": (100 * per["mean"]).round(2),
             "± std": (100 * per["std"]).round(2), "vs best reference (points)": (100 * per["difference"]).round(2),
             "95% interval": [("" if pd.isna(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]")
                              for lo, hi in zip(per["lo"], per["hi"], strict=True)],
             "verdict": per["verdict"]})
-        table = pd.concat([pd.DataFrame(rows), table], ignore_index=True).astype(object).fillna("")
+        # counts stay integers beside the other block's empty cells
+        table = pd.concat([pd.DataFrame(rows).astype(object), table.astype(object)], ignore_index=True).fillna("")
     return Section(KEY, TITLE, note=note, table=table)
