@@ -13,7 +13,9 @@ On a machine with one NVIDIA GPU and only torch/numpy/pandas (no network), withi
               and with the automatic share: aggregate images/s and trials/hour of each;
   sweep       the capacity-matched sweep (C = 1, 2, 4, 8, 32 at ResNet-50's 4.09 GFLOPs, 3 seeds,
               every point trained to the same epochs: --scheduler none);
-  search      a real search (TPE + ASHA) at 4 GFLOPs;
+  search      a real search (TPE + ASHA) at 4 GFLOPs, the paper's reference designs trained first in it;
+  validate    nas.validate --references on that search: its top 3 and the reference designs retrained
+              with 3 fresh seeds on held-out images, each one's difference to the best reference;
   compile     the trial step with torch.compile, last, only if time is left.
 Each step runs as its own process under a timeout (a step that overruns is interrupted, then killed, and
 recorded; the next step still runs), with Ray's worker output going to the driver (log_to_driver, as
@@ -51,7 +53,8 @@ PY = sys.executable
 TEMPLATES = ("1x64d:3,4,6,3", "2x40d:3,4,6,3", "4x24d:3,4,6,3", "8x14d:3,4,6,3", "32x4d:3,4,6,3")
 # ResNet-50's MACs at 224: the grid's capacity-matched points are widened to match it (issue 14).
 RESNET50_BUDGET = "4.089184256GFLOPs"
-RUN_FILES = ("trials.csv", "epochs.csv", "search.json", "best.json", "report.html")
+RUN_FILES = ("trials.csv", "epochs.csv", "search.json", "best.json", "report.html", "validation/validation.csv",
+             "validation/summary.csv", "validation/plan.json")
 
 # Sizes for one H100/H200 within 8 minutes. The trials keep their defaults (batch 32 at 28x28,
 # Fashion-MNIST's native size: what `nas.search` does on a GPU today); only data and epochs shrink.
@@ -66,6 +69,7 @@ GPU = {
               "depths": None, "budget": RESNET50_BUDGET, "time_budget": 110, "timeout": 145},
     "search": {"budget": "4GFLOPs", "trials": 12, "epochs": 3, "train_subset": 16000, "time_budget": 70,
                "timeout": 100},
+    "validate": {"top": 3, "seeds": 3, "epochs": 3, "timeout": 120},
 }
 # Toy sizes for the CPU (tests/benchmarks/test_gpu_check.py): 600 MFLOPs archs, 64 synthetic training images.
 SMOKE = {
@@ -77,8 +81,10 @@ SMOKE = {
     "packing": {"budget": "600MFLOPs", "trials": 2, "epochs": 1, "train_subset": 64, "timeout": 240},
     "sweep": {"cardinality": "1,4", "seeds": 1, "epochs": 1, "train_subset": 64, "depths": "1,1,1,1",
               "budget": "600MFLOPs", "time_budget": None, "timeout": 240},
-    "search": {"budget": "600MFLOPs", "trials": 2, "epochs": 1, "train_subset": 64, "time_budget": None,
+    # 3 trials: the 2 reference designs and one sampled (with 2, no sampled trial would be left beside them)
+    "search": {"budget": "600MFLOPs", "trials": 3, "epochs": 1, "train_subset": 64, "time_budget": None,
                "timeout": 240},
+    "validate": {"top": 1, "seeds": 1, "epochs": 1, "timeout": 240},
 }
 
 
@@ -312,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="Fashion-MNIST's directory when no bundle carries it")
     p.add_argument("--workdir", help="run directories and logs (default: a new temporary directory)")
     p.add_argument("--total", type=float, default=480.0, help="seconds for everything (default 480)")
-    p.add_argument("--only", help="comma-separated steps: train_step,packing,sweep,search,compile")
+    p.add_argument("--only", help="comma-separated steps: train_step,packing,sweep,search,validate,compile")
     args = p.parse_args(argv)
 
     t_start = time.monotonic()
@@ -325,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    wanted = set((args.only or "train_step,packing,sweep,search,compile").split(","))
+    wanted = set((args.only or "train_step,packing,sweep,search,validate,compile").split(","))
     summary: dict = {"mode": "smoke" if args.smoke else "gpu", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "workdir": str(work), "total_budget_s": args.total, "steps": {}}
 
@@ -430,6 +436,17 @@ def main(argv: list[str] | None = None) -> int:
                        se["timeout"])
         if ran:
             ran[1]["figures"] = run_figures(storage / "search", *ran)
+        save()
+
+    if "validate" in wanted and (storage / "search" / "trials.csv").is_file():
+        va = sizes["validate"]
+        cmd = [PY, "-m", "nas.validate", str(storage / "search"), "--top", str(va["top"]), "--references",
+               "--seeds", str(va["seeds"]), "--epochs", str(va["epochs"]), "--dashboard-port", str(free_port())]
+        ran = run_step("validate", cmd, va["timeout"])
+        if ran:
+            path = storage / "search" / "validation" / "summary.csv"
+            # per architecture: mean, std over seeds, difference to the best reference with its interval
+            summary["validate"] = pd.read_csv(path).to_dict("records") if path.is_file() else None
         save()
 
     if "compile" in wanted and sizes["compile"]:

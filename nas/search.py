@@ -33,8 +33,10 @@ from .orchestration import (
     DEFAULT_KEEP_CHECKPOINTS,
     FULL_FLAGS,
     GRID_ASHA_NOTE,
+    GRID_REFERENCES_NOTE,
     MATCHES,
     OBJECTIVES,
+    REFERENCES,
     SAMPLERS,
     SCHEDULERS,
     RayOptions,
@@ -46,6 +48,7 @@ from .orchestration import (
     load_settings,
     outside_lines,
     proposals,
+    reference_designs,
     resolve_space,
     run_search,
     scheduler_of,
@@ -108,6 +111,11 @@ def build_parser() -> Parser:
     s.add_argument("--match", type=choice(MATCHES), default="params")
     s.add_argument("--depths", type=int_list, help="grid sampler: fixed depths (default 3,4,6,3 / 3,3,3)")
     s.add_argument("--seeds", type=checked("seeds"), default=1, help="grid sampler: seeds per architecture")
+    s.add_argument("--references", type=choice(REFERENCES), default="paper",
+                   help="paper (default): the reference designs train first, within --trials, and the sampler "
+                   "observes them: the space file's `references`, else the paper's capacity-matched C=1 and C=32 "
+                   "(their nearest feasible variants when outside the budget's window); none: leave them out. "
+                   "The grid sweep trains none (its points are the paper's)")
     s.add_argument("--objective", type=choice(OBJECTIVES), default="accuracy")
     s.add_argument("--scheduler", type=choice(SCHEDULERS), default=None,
                    help="asha (default) or none; the grid sweep defaults to none (every point trains fully)")
@@ -161,7 +169,8 @@ def settings_from_args(args) -> SearchSettings:
         budget_flops=args.budget, tolerance=args.tolerance, space=args.space or "resnext-imagenet", free=args.free,
         space_file=args.space_file, budget_resolution=args.resolution, dataset=args.dataset, data_dir=args.data_dir,
         train_subset=args.train_subset, val_size=args.val_size, train_resolution=args.train_resolution,
-        sampler=args.sampler, cardinality=args.cardinality, match=args.match, depths=args.depths, seeds=args.seeds,
+        sampler=args.sampler, references=args.references, cardinality=args.cardinality, match=args.match,
+        depths=args.depths, seeds=args.seeds,
         objective=args.objective, scheduler=args.scheduler, max_epochs=args.max_epochs,
         grace_epochs=args.grace_epochs, reduction_factor=args.reduction_factor, trials=args.trials,
         time_budget_s=args.time_budget, max_concurrent=args.max_concurrent, seed=args.seed,
@@ -188,27 +197,38 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
     if settings.sampler not in ("tpe", "random", "grid"):
         print(f"note: --dry-run shows {settings.sampler}'s start-up proposals with the random sampler",
               file=sys.stderr)
-    archs = proposals(settings, samples)
+    refs, notes = reference_designs(settings)
+    archs = proposals(settings, samples, refs)
     if settings.sampler == "grid":
         for line in outside_lines(grid_points(settings, space, budget)):
             print(line, file=sys.stderr)
         if scheduler_of(settings) == "asha":
             print(GRID_ASHA_NOTE, file=sys.stderr)
+        if settings.references != "none":
+            print(GRID_REFERENCES_NOTE, file=sys.stderr)
+    for line in notes + [f"note: reference {r.name}: {r.note}" for r in refs if r.note]:
+        print(line, file=sys.stderr)
     if not as_json:
         print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), budget {budget} at "
               f"{space.resolution}x{space.resolution} ({space.in_channels} input channels, {space.num_classes} "
               f"classes; trials adapt both ends to {settings.dataset})")
         if archs:
             print(stage_maps_line(archs[0], train_resolution(settings)))
+        if refs:
+            print(f"R1..R{len(refs)}: the reference designs, trained first within --trials (--references none "
+                  "leaves them out); then the sampler's proposals")
         print(f"{'#':>3} {'architecture':<32} {'GFLOPs':>7} {'params (M)':>10} {'of budget':>9}")
     for i, arch in enumerate(archs):
         cx = complexity(arch, space.resolution)
+        ref = refs[i] if i < len(refs) else None
         if as_json:
+            role = {} if not refs else {"role": "reference", "reference": ref.name} if ref else {"role": "sampled"}
             print(json.dumps({"arch": arch.to_dict(), "name": arch.describe(), "flops": cx.flops,
-                              "params": cx.params, "feasible": budget.contains(cx.flops)}))
+                              "params": cx.params, "feasible": budget.contains(cx.flops), **role}))
         else:
-            print(f"{i + 1:>3} {arch.describe():<32} {cx.flops / 1e9:>7.3f} {cx.params / 1e6:>10.2f} "
-                  f"{100 * cx.flops / budget.flops:>8.1f}%")
+            number = f"R{i + 1}" if ref else str(i + 1 - len(refs))
+            print(f"{number:>3} {arch.describe():<32} {cx.flops / 1e9:>7.3f} {cx.params / 1e6:>10.2f} "
+                  f"{100 * cx.flops / budget.flops:>8.1f}%" + (f"  reference: {ref.name}" if ref else ""))
     return 0
 
 

@@ -10,6 +10,7 @@ Modules:
     spaces.py        SearchSpace, the built-in spaces (space_files/*.json) and resnext-space/1 files
     budget.py        Budget: the FLOPs string parsed, and its feasibility window
     sampling.py      FeasibleSampler: Optuna proposals feasible by construction; capacity-matched grids
+    references.py    the reference designs every search trains: the paper's, or the space file's
     model.py         build_model: the torch module (torchvision's ResNeXt names)
 """
 
@@ -25,8 +26,9 @@ from .architecture import (
 )
 from .budget import Budget, format_flops, parse_flops
 from .complexity import Complexity, complexity, smallest_resolution, stage_map_sizes
+from .references import Reference, references
 from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
-from .spaces import SPACES, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
+from .spaces import SPACES, ReferenceDesign, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
 
 
 def build_model(arch: Architecture):
@@ -37,9 +39,9 @@ def build_model(arch: Architecture):
 
 
 __all__ = [
-    "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity",
-    "FeasibleSampler", "MatchedPoint", "SearchSpace", "SpaceFileError", "Stage", "build_model", "capacity_matched",
-    "complexity",
-    "flops_range", "format_flops", "get_space", "load_architecture", "load_space", "parse_flops", "propose_many",
-    "save_architecture", "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "with_io",
+    "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity", "FeasibleSampler",
+    "MatchedPoint", "Reference", "ReferenceDesign", "SearchSpace", "SpaceFileError", "Stage", "build_model",
+    "capacity_matched", "complexity", "flops_range", "format_flops", "get_space", "load_architecture", "load_space",
+    "parse_flops", "propose_many", "references", "save_architecture", "smallest_resolution", "space_to_dict",
+    "stage_map_sizes", "template", "with_io",
 ]

@@ -109,20 +109,47 @@ def _unreachable(space: SearchSpace, budget: Budget) -> BudgetError:
 
 
 class _Params:
-    """Parameter source for decoding: an Optuna trial (suggests) or a finished trial's params (reads)."""
+    """Parameter source for decoding: an Optuna trial (suggests) or a finished trial's params (reads).
+    Each choice picks one of the `allowed` values (sorted): by index (`pick_index`, an integer parameter)
+    or by relative position (`pick`, a float in [0, 1])."""
 
     def __init__(self, trial: Any = None, params: dict | None = None) -> None:
         self.trial, self.params = trial, params
 
-    def index(self, name: str, n: int) -> int:
+    def pick_index(self, name: str, allowed: np.ndarray) -> int:
         if self.trial is None:
-            return int(self.params[name])
-        return self.trial.suggest_int(name, 0, n - 1)
+            return int(allowed[int(self.params[name])])
+        return int(allowed[self.trial.suggest_int(name, 0, len(allowed) - 1)])
 
-    def pos(self, name: str) -> float:
+    def pick(self, name: str, allowed: np.ndarray) -> int:
         if self.trial is None:
-            return float(self.params[name])
-        return self.trial.suggest_float(name, 0.0, 1.0)
+            return _at(float(self.params[name]), allowed)
+        return _at(self.trial.suggest_float(name, 0.0, 1.0), allowed)
+
+
+class _Encoder:
+    """The inverse of decoding: each choice takes the value `wanted[name]` and records the parameter that
+    decodes to it (an index, or the middle of its position's slot, (i + 0.5) / n, so that decoding's
+    `int(pos * n)` lands on i exactly). A wanted value that is not allowed there is not encodable."""
+
+    def __init__(self, wanted: dict[str, int]) -> None:
+        self.wanted, self.params = wanted, {}
+
+    def _find(self, name: str, allowed: np.ndarray) -> int:
+        hits = np.flatnonzero(np.asarray(allowed) == self.wanted[name])
+        if not hits.size:
+            raise ValueError(f"{name}: value {self.wanted[name]} is not allowed there (infeasible at this budget)")
+        return int(hits[0])
+
+    def pick_index(self, name: str, allowed: np.ndarray) -> int:
+        i = self._find(name, allowed)
+        self.params[name] = i
+        return int(allowed[i])
+
+    def pick(self, name: str, allowed: np.ndarray) -> int:
+        i = self._find(name, allowed)
+        self.params[name] = (i + 0.5) / len(allowed)
+        return int(allowed[i])
 
 
 class FeasibleSampler:
@@ -175,6 +202,39 @@ class FeasibleSampler:
         """The architecture that a trial with these recorded params trained."""
         return self._ensure_tables().decode(_Params(params=params))
 
+    def encode(self, arch: Architecture) -> dict[str, int | float]:
+        """The params that decode to `arch` (what an Optuna trial enqueued with them trains: a reference
+        design the sampler then observes like any other trial). ValueError when `arch` is not one of the
+        space's feasible architectures at this budget."""
+        tables = self._ensure_tables()
+        space = self.space
+        stages = arch.stages
+        if len(stages) != space.num_stages or arch.stem != space.stem:
+            raise ValueError(f"{arch.describe()}: not an architecture of space {space.name}")
+        base = stages[0].out_channels
+        ds = [s.group_width // 2**i for i, s in enumerate(stages)]
+        cs = [s.cardinality for s in stages]
+        if base not in space.base_widths or any(c not in space.cardinalities for c in cs) \
+                or any(s.out_channels != base * 2**i or s.group_width != d * 2**i
+                       for i, (s, d) in enumerate(zip(stages, ds, strict=True))):
+            raise ValueError(f"{arch.describe()}: its base width, cardinalities or widths are not the space's")
+        d0 = space.width_range[0]
+        depths = {f"depth_{i + 1}_pos": s.depth for i, s in enumerate(stages)}
+        if space.shared:
+            if len(set(cs)) != 1 or len(set(ds)) != 1:
+                raise ValueError(f"{arch.describe()}: C and d differ between stages; the space shares them")
+            wanted = {"cardinality_index": space.cardinalities.index(cs[0]),
+                      "base_width_pos": space.base_widths.index(base), "width_pos": ds[0] - d0, **depths}
+        else:
+            wanted = {"base_width_index": space.base_widths.index(base), **depths,
+                      **{f"cardinality_{i + 1}_pos": space.cardinalities.index(c) for i, c in enumerate(cs)},
+                      **{f"width_{i + 1}_pos": d - d0 for i, d in enumerate(ds)}}
+        encoder = _Encoder(wanted)
+        decoded = tables.decode(encoder)
+        if decoded.to_dict() != arch.to_dict():  # the encoding is exact; this guards it
+            raise ValueError(f"{arch.describe()}: encodes to {decoded.describe()}")
+        return encoder.params
+
 
 class _SharedTables:
     """All stages share C and d: tabulate the feasible d-interval of every (base, C, depths)."""
@@ -203,8 +263,8 @@ class _SharedTables:
 
     def decode(self, p: _Params) -> Architecture:
         space, d0 = self.space, self.space.width_range[0]
-        ci = int(self.c_index[p.index("cardinality_index", len(self.c_index))])
-        bi = _at(p.pos("base_width_pos"), np.flatnonzero(self.has[:, ci].any(axis=1)))
+        ci = p.pick_index("cardinality_index", self.c_index)
+        bi = p.pick("base_width_pos", np.flatnonzero(self.has[:, ci].any(axis=1)))
         rows = np.flatnonzero(self.has[bi, ci])
         lo, hi = self.d_lo[bi, ci, rows], self.d_hi[bi, ci, rows]
         if self.width_first:
@@ -212,16 +272,16 @@ class _SharedTables:
             cover = np.zeros(len(range(space.width_range[0], space.width_range[1] + 2)), dtype=np.int64)
             np.add.at(cover, lo, 1)
             np.add.at(cover, hi + 1, -1)
-            di = _at(p.pos("width_pos"), np.flatnonzero(np.cumsum(cover)[:-1] > 0))
+            di = p.pick("width_pos", np.flatnonzero(np.cumsum(cover)[:-1] > 0))
             rows = rows[(lo <= di) & (di <= hi)]
         depths = []
         for i in range(space.num_stages):
-            depth = _at(p.pos(f"depth_{i + 1}_pos"), np.unique(self.combos[rows, i]))
+            depth = p.pick(f"depth_{i + 1}_pos", np.unique(self.combos[rows, i]))
             rows = rows[self.combos[rows, i] == depth]
             depths.append(depth)
         (k,) = rows
         if not self.width_first:
-            di = _at(p.pos("width_pos"), np.arange(self.d_lo[bi, ci, k], self.d_hi[bi, ci, k] + 1))
+            di = p.pick("width_pos", np.arange(self.d_lo[bi, ci, k], self.d_hi[bi, ci, k] + 1))
         return space.architecture(space.cardinalities[ci], di + d0, depths, space.base_widths[bi])
 
 
@@ -235,7 +295,7 @@ class _FreeTables:
         self.feasible = bool(self.b_index)
 
     def decode(self, p: _Params) -> Architecture:
-        bi = self.b_index[p.index("base_width_index", len(self.b_index))]
+        bi = p.pick_index("base_width_index", np.asarray(self.b_index))
         return self.by_base[bi].decode(p)
 
 
@@ -280,10 +340,10 @@ class _FreeTablesAt:
         for i in range(space.num_stages):
             ok = self._allowed(self.values[i], prefix, i + 1)  # [depth, c, d]
             lo_depth = space.depth_ranges[i][0]
-            depth = _at(p.pos(f"depth_{i + 1}_pos"), np.flatnonzero(ok.any(axis=(1, 2))) + lo_depth)
+            depth = p.pick(f"depth_{i + 1}_pos", np.flatnonzero(ok.any(axis=(1, 2))) + lo_depth)
             ok = ok[depth - lo_depth]
-            ci = _at(p.pos(f"cardinality_{i + 1}_pos"), np.flatnonzero(ok.any(axis=1)))
-            di = _at(p.pos(f"width_{i + 1}_pos"), np.flatnonzero(ok[ci]))
+            ci = p.pick(f"cardinality_{i + 1}_pos", np.flatnonzero(ok.any(axis=1)))
+            di = p.pick(f"width_{i + 1}_pos", np.flatnonzero(ok[ci]))
             prefix += int(self.values[i][depth - lo_depth, ci, di])
             cs.append(space.cardinalities[ci])
             ds.append(di + space.width_range[0])
@@ -320,15 +380,17 @@ class MatchedPoint:
 
 
 def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int],
-                     match: str = "params", depths: list[int] | tuple[int, ...] | None = None
-                     ) -> list[MatchedPoint]:
+                     match: str = "params", depths: list[int] | tuple[int, ...] | None = None,
+                     strict: bool = True) -> list[MatchedPoint]:
     """The paper's Table 2: fixed depths and the template's output widths; the first cardinality takes
     the width whose FLOPs are closest to the budget, every other one the width whose `match`
     ("params" or "flops") is closest to the first architecture's.
 
     Matching, not the budget, picks these widths (the paper's method: at 4.089 GFLOPs it gives
     1x64d, 2x40d, 4x24d, 8x14d, 32x4d, of which the last three cost 4-7% more than the first). A point
-    outside the feasible window [(1 - tolerance) * B, B] says so, and why, in `outside`.
+    outside the feasible window [(1 - tolerance) * B, B] says so, and why, in `outside`. `strict=False`
+    gives the points even when no width brings the first cardinality near the budget (the reference
+    designs then move to their nearest feasible variants: search_spaces.references).
     """
     if match not in ("params", "flops"):
         raise ValueError(f"match must be 'params' or 'flops', got {match!r}")
@@ -347,7 +409,7 @@ def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int
 
     first = closest(cardinalities[0], budget.flops, "flops")
     reached = cost(cardinalities[0], first).flops
-    if abs(reached - budget.flops) > budget.tolerance * budget.flops:
+    if strict and abs(reached - budget.flops) > budget.tolerance * budget.flops:
         raise BudgetError(
             f"budget {format_flops(budget.flops)}: no width d in {space.width_range[0]}..{space.width_range[1]} "
             f"brings {cardinalities[0]}xd at depths {','.join(map(str, depths))} within {budget.tolerance:g} of it "
@@ -368,9 +430,10 @@ def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int
     return points
 
 
-def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe", seed: int = 0
-                 ) -> list[Architecture]:
-    """What the sampler would propose first, without training (for `nas.search --dry-run`).
+def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe", seed: int = 0,
+                 first: list[dict] | tuple = ()) -> list[Architecture]:
+    """What the sampler would propose first, without training (for `nas.search --dry-run`): the
+    architectures of the enqueued params `first` (a search's reference designs), then `n` proposals.
 
     Nothing is told back to the study, so TPE behaves as in its random start-up phase; that is what
     the first trials of a real search look like too.
@@ -386,4 +449,6 @@ def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe
         raise ValueError(f"dry-run sampler must be one of {', '.join(samplers)} or grid, got {sampler!r}")
     define = FeasibleSampler(space, budget)
     study = optuna.create_study(direction="maximize", sampler=samplers[sampler]())
-    return [define.propose(study.ask()) for _ in range(n)]
+    for params in first:
+        study.enqueue_trial(params)
+    return [define.propose(study.ask()) for _ in range(len(first) + n)]

@@ -10,6 +10,10 @@ With `shared=True` (the paper's rule) one cardinality C and one bottleneck width
 hold for every stage and only the depths vary per stage; with `shared=False` each stage picks its
 own C and d as well.
 
+A space may name its reference designs (`references`: the designs its author would pick by hand;
+search_spaces.references trains them in every search); without them, the paper's capacity-matched C = 1
+and C = 32 points are the references.
+
 A space is a JSON file (`load_space`, format resnext-space/1; `nas.search --space-file SPACE.json`); the
 built-in spaces are such files, shipped in search_spaces/space_files/ and read by the same code. Every
 field is checked with a one-line error naming the file and the field (`SPACE.json: depth_ranges[2]: ...`).
@@ -33,6 +37,22 @@ MAX_WIDTH = 1024  # bottleneck width d, cardinality C and base widths: far beyon
 
 
 @dataclass(frozen=True)
+class ReferenceDesign:
+    """A design a space file marks as a reference: shared C and d (stage-1 units), per-stage depths, and
+    the first stage's output width (None: the space's base_out)."""
+
+    name: str
+    cardinality: int
+    width: int
+    depths: tuple[int, ...]
+    base_width: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"name": self.name, "cardinality": self.cardinality, "width": self.width, "depths": list(self.depths)}
+        return out if self.base_width is None else {**out, "base_width": self.base_width}
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     name: str
     stem: str
@@ -46,6 +66,7 @@ class SearchSpace:
     base_widths: tuple[int, ...] = (64, 128, 256)  # what the samplers choose from
     in_channels: int = 3
     num_classes: int = 1000
+    references: tuple[ReferenceDesign, ...] | None = None  # None: the paper's capacity-matched C=1, C=32
 
     def __post_init__(self) -> None:
         if len(self.depth_ranges) != len(self.default_depths):
@@ -100,7 +121,9 @@ class SpaceFileError(ValueError):
 
 
 _REQUIRED = ("stem", "resolution", "depth_ranges", "cardinalities", "width_range", "base_widths")
-_OPTIONAL = ("format", "name", "description", "default_depths", "base_out", "in_channels", "num_classes", "shared")
+_OPTIONAL = ("format", "name", "description", "default_depths", "base_out", "in_channels", "num_classes", "shared",
+             "references")
+_REFERENCE_FIELDS = ("name", "cardinality", "width", "depths", "base_width")
 
 
 def _int(value: Any, where: str, lo: int = 1, hi: int | None = None) -> int:
@@ -187,13 +210,53 @@ def _space_from_dict(data: Any, source: str, where) -> SearchSpace:
     shared = data.get("shared", True)
     if not isinstance(shared, bool):
         raise SpaceFileError(f"shared: expected true or false, got {json.dumps(shared)}")
+    references = None
+    if "references" in data:
+        if not isinstance(data["references"], list):
+            raise SpaceFileError(f"references: expected a list (possibly empty), got {json.dumps(data['references'])}")
+        references = tuple(_reference(r, f"references[{i}]", cards, depth_ranges)
+                           for i, r in enumerate(data["references"]))
+        names = [r.name for r in references]
+        if len(set(names)) != len(names):
+            raise SpaceFileError(f"references: names must be distinct, got {names}")
     return SearchSpace(
+        references=references,
         name=name, stem=data["stem"], resolution=resolution, depth_ranges=depth_ranges,
         default_depths=default_depths, cardinalities=tuple(sorted(cards)), width_range=width_range, shared=shared,
         base_out=_int(data.get("base_out", 256), "base_out", 1, 16 * MAX_WIDTH), base_widths=tuple(widths),
         in_channels=_int(data.get("in_channels", 3), "in_channels", 1, 1024),
         num_classes=_int(data.get("num_classes", 1000), "num_classes", 1, 1_000_000),
     )
+
+
+def _reference(value: Any, where: str, cards: list[int], depth_ranges) -> ReferenceDesign:
+    """One entry of `references`: {"name", "cardinality", "width", "depths", optional "base_width"}. The
+    cardinality must be the space's (a reference outside the budget's window is moved to its nearest
+    feasible variant of the same C at search time); the width and depths only need to be sensible."""
+    if not isinstance(value, dict):
+        raise SpaceFileError(f"{where}: expected an object with {', '.join(_REFERENCE_FIELDS)}, "
+                             f"got {json.dumps(value)}")
+    unknown = sorted(set(value) - set(_REFERENCE_FIELDS))
+    if unknown:
+        raise SpaceFileError(f"{where}.{unknown[0]}: unknown field; accepted: {', '.join(_REFERENCE_FIELDS)}")
+    missing = [f for f in _REFERENCE_FIELDS[:4] if f not in value]
+    if missing:
+        raise SpaceFileError(f"{where}.{missing[0]}: required field missing")
+    name = value["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise SpaceFileError(f"{where}.name: expected a non-empty string, got {json.dumps(name)}")
+    c = _int(value["cardinality"], f"{where}.cardinality", 1, MAX_WIDTH)
+    if c not in cards:
+        raise SpaceFileError(f"{where}.cardinality: {c} is not among the space's cardinalities {sorted(cards)}")
+    width = _int(value["width"], f"{where}.width", 1, MAX_WIDTH)
+    depths = _list(value["depths"], f"{where}.depths")
+    if len(depths) != len(depth_ranges):
+        raise SpaceFileError(f"{where}.depths: expected one depth per stage ({len(depth_ranges)}), got {len(depths)}")
+    depths = tuple(_int(d, f"{where}.depths[{i}]", 1, 1000) for i, d in enumerate(depths))
+    base = value.get("base_width")
+    if base is not None:
+        base = _int(base, f"{where}.base_width", 1, 16 * MAX_WIDTH)
+    return ReferenceDesign(name.strip(), c, width, depths, base)
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -218,7 +281,8 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             "depth_ranges": [list(r) for r in space.depth_ranges], "default_depths": list(space.default_depths),
             "cardinalities": list(space.cardinalities), "width_range": list(space.width_range),
             "base_widths": list(space.base_widths), "base_out": space.base_out, "in_channels": space.in_channels,
-            "num_classes": space.num_classes, "shared": space.shared}
+            "num_classes": space.num_classes, "shared": space.shared,
+            **({} if space.references is None else {"references": [r.to_dict() for r in space.references]})}
 
 
 # The built-in spaces: the JSON files shipped with the package, loaded by the code users' files go through.

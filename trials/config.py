@@ -51,6 +51,11 @@ class TrainConfig:
     # Validation images held out of the training set (ignored when final); None: min(5000, n // 10) of
     # the n training images, so that small datasets (<= 5,000 images) work too.
     val_size: int | None = None
+    # Evaluate on this many images of the training split that neither the validation images nor the
+    # training subset use (the next ones in the same seeded order) instead of the validation images:
+    # nas.validate's held-out images, which did not select the architectures it retrains. Needs
+    # train_subset (without it no training image is left over).
+    holdout_size: int | None = None
     train_resolution: int | None = None  # resize inputs on the fly (None: the dataset's own size)
     budget_resolution: int = 224  # resolution of the search space's FLOPs budget, for reporting
     eval_batch_size: int = 256
@@ -73,7 +78,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "budget_resolution"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name in ("train_subset", "train_resolution", "threads", "val_size"):
+        for name in ("train_subset", "train_resolution", "threads", "val_size", "holdout_size"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         _check_int("seed", self.seed, minimum=0)
@@ -95,6 +100,9 @@ class TrainConfig:
         if not isinstance(self.dataset, str) or not self.dataset:
             raise TrainConfigError(f"dataset: must be a name, got {self.dataset!r}")
         check_device(self.device)
+        if self.holdout_size is not None and (self.train_subset is None or self.final):
+            raise TrainConfigError("holdout_size: needs train_subset (the held-out images are those after it) "
+                                   "and no final training")
         if self.gpu_share is not None:
             share = self.gpu_share
             if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:

@@ -129,7 +129,7 @@ class _Data:
     dataset: Dataset
     train: Any  # TensorSplit | FolderSplit, on the device when in memory
     eval: Any
-    eval_name: str  # "val" | "test"
+    eval_name: str  # "val" | "holdout" | "test"
 
 
 def prepare_data(config: TrainConfig, device: torch.device, dataset: Dataset | None = None) -> _Data:
@@ -146,6 +146,13 @@ def prepare_data(config: TrainConfig, device: torch.device, dataset: Dataset | N
         train_idx, val_idx = split_train_val(n, default_val_size(n) if config.val_size is None else config.val_size,
                                              split_seed)
         eval_split, eval_name = ds.train.subset(val_idx), "val"
+        if config.holdout_size is not None:
+            held = train_idx[config.train_subset: config.train_subset + config.holdout_size]
+            if len(held) < config.holdout_size:
+                raise TrainConfigError(f"holdout_size: {config.holdout_size} held-out images asked for, but only "
+                                       f"{len(held)} of the {n} training images are left after the validation "
+                                       f"images and the training subset ({config.train_subset})")
+            eval_split, eval_name = ds.train.subset(held), "holdout"
     if config.train_subset is not None:
         train_idx = train_idx[: config.train_subset]
     train = ds.train.subset(train_idx)

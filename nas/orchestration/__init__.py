@@ -1,7 +1,7 @@
 """Running a search on Ray Tune. One module per job:
 
     settings.py    what a search is: SearchSettings, what each setting accepts, search.json
-    plan.py        what it will try: space, budget, grid points, proposals, presets, check_settings
+    plan.py        what it will try: space, budget, grid points, references, proposals, presets, checks
     ray_env.py     Ray itself: its environment, starting or joining it, each trial's resources
     tuner.py       assembling the Tuner: searcher, scheduler, callbacks (or restoring it)
     driver.py      running it: run_search, from settings to summary, in the order it happens
@@ -24,12 +24,14 @@ from .plan import (
     FULL_FLAGS,
     FULL_PRESET,
     GRID_ASHA_NOTE,
+    GRID_REFERENCES_NOTE,
     apply_preset,
     budget_of,
     check_settings,
     grid_points,
     outside_lines,
     proposals,
+    reference_designs,
     resolve_space,
     scheduler_of,
     train_resolution,
@@ -40,6 +42,7 @@ from .settings import (
     DEFAULT_KEEP_CHECKPOINTS,
     MATCHES,
     OBJECTIVES,
+    REFERENCES,
     SAMPLERS,
     SCHEDULERS,
     SearchConfigError,
@@ -50,9 +53,9 @@ from .settings import (
 )
 
 __all__ = [
-    "ACCEPTS", "CPU_PRESET", "DEFAULT_KEEP_CHECKPOINTS", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "MATCHES",
-    "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "RayOptions", "SearchConfigError", "SearchSettings", "apply_preset",
-    "budget_of", "check_settings", "configure_ray_env", "finish", "from_keywords", "grid_points", "load_settings",
-    "outside_lines", "proposals", "resolve_space", "run_search", "scheduler_of", "start_ray", "train_resolution",
-    "trial_resources", "with_absolute_paths",
+    "ACCEPTS", "CPU_PRESET", "DEFAULT_KEEP_CHECKPOINTS", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE",
+    "GRID_REFERENCES_NOTE", "MATCHES", "OBJECTIVES", "REFERENCES", "SAMPLERS", "SCHEDULERS", "RayOptions",
+    "SearchConfigError", "SearchSettings", "apply_preset", "budget_of", "check_settings", "configure_ray_env", "finish",
+    "from_keywords", "grid_points", "load_settings", "outside_lines", "proposals", "reference_designs", "resolve_space",
+    "run_search", "scheduler_of", "start_ray", "train_resolution", "trial_resources", "with_absolute_paths",
 ]

@@ -213,7 +213,8 @@ class ResultsTable(Callback):
             train = config.get("train", {})
             row.update({"seed": train.get("seed"), "lr": train.get("lr"), "batch_size": train.get("batch_size")})
             row.update({f"param_{k}": v for k, v in config.items() if isinstance(v, int | float | str)
-                        and k not in ("arch", "train")})
+                        and k not in ("arch", "train", "role", "reference")})
+            row.update(role=config.get("role", "sampled"), reference=config.get("reference", ""))
         row.update(status=status, outcome=outcome)
         if reason is not None:
             row["reason"] = reason

@@ -26,7 +26,16 @@ from ..errors import SettingError
 from ..rundir.location import RunLocation
 from ..rundir.schema import BEST_JSON, TRIALS_CSV, rank_trials
 from .data import absolute_data_env
-from .plan import FULL_FLAGS, apply_preset, budget_of, check_settings, resolve_space, scheduler_of, train_resolution
+from .plan import (
+    FULL_FLAGS,
+    apply_preset,
+    budget_of,
+    check_settings,
+    resolve_space,
+    scheduler_of,
+    train_resolution,
+    validation_images,
+)
 from .ray_env import configure_ray_env, start_ray
 from .settings import (
     SearchConfigError,
@@ -74,7 +83,8 @@ def run_search(settings: SearchSettings | None = None, *, resume: str | os.PathL
             settings = sized(settings, resources, full, log)
         tuner = _build_tuner(settings, resume is not None, resources, trainable, log)
         if resume is None:
-            write_search_json(settings, resolve_space(settings), budget_of(settings), train_resolution(settings))
+            write_search_json(settings, resolve_space(settings), budget_of(settings), train_resolution(settings),
+                              validation_images(settings))
         log(search_line(settings))
         tuner.fit()
         return finish(settings, log)
@@ -194,6 +204,16 @@ def finish(settings: SearchSettings, log: Log = print) -> dict[str, Any]:
         summary["report"] = str(write_report(loc))
     except Exception as exc:  # the report must never lose a finished search
         log(f"warning: report not written: {exc}")
+    try:
+        from ..report import load_run
+        from ..report.figures.references import verdict_line
+
+        line = verdict_line(load_run(loc))
+        if line:
+            summary["versus_references"] = line
+            log(line)
+    except Exception as exc:  # nor the comparison with the reference designs
+        log(f"warning: no comparison with the reference designs: {exc}")
     summary.update(finish_tracking(settings, summary, log, trial_ids=set(frame["trial_id"].astype(str))))
     try:
         summary["run_size_bytes"] = run_size(loc)

@@ -17,12 +17,14 @@ from search_spaces import (
     BudgetError,
     FeasibleSampler,
     MatchedPoint,
+    Reference,
     SearchSpace,
     SpaceFileError,
     capacity_matched,
     get_space,
     load_space,
     propose_many,
+    references,
     smallest_resolution,
     template,
 )
@@ -128,14 +130,49 @@ def expected_trials(settings: SearchSettings) -> int:
     return settings.trials or 0
 
 
-def proposals(settings: SearchSettings, samples: int) -> list[Architecture]:
-    """What a search would try first, without Ray: the grid's points, or the first `samples` proposals of
-    TPE or random sampling (other samplers start with random proposals)."""
+# A grid sweep's points are the paper's capacity-matched designs at the search's own settings (C = 1 and
+# C = 32 among them with the default --cardinality): references would repeat them, so a grid trains none.
+GRID_REFERENCES_NOTE = "note: the grid sweep trains no separate reference designs: its points are the paper's"
+
+
+def reference_designs(settings: SearchSettings) -> tuple[list[Reference], list[str]]:
+    """The reference designs the search trains first (each within `trials`, enqueued to the sampler so it
+    observes them like any trial), and a note for each design left out or moved. None with
+    `references="none"` or the grid sweep; none either when `trials` leaves no sampled trial beside them."""
+    if settings.references == "none" or settings.sampler == "grid":
+        return [], []
+    try:
+        refs, notes = references(resolve_space(settings), budget_of(settings))
+    except BudgetError:  # check_settings refuses the budget, naming the space's range
+        return [], []
+    notes = [f"note: {line}" for line in notes]
+    if refs and settings.trials is not None and settings.trials <= len(refs):
+        return [], notes + [f"note: --trials {settings.trials} leaves no sampled trial beside the {len(refs)} "
+                            f"reference designs: none trained (--trials {len(refs) + 1} or more to train them)"]
+    return refs, notes
+
+
+def proposals(settings: SearchSettings, samples: int, refs: list[Reference] | None = None) -> list[Architecture]:
+    """What a search would try first, without Ray: the grid's points, or the reference designs (`refs`,
+    default reference_designs) followed by the first `samples` proposals of TPE or random sampling (other
+    samplers start with random proposals)."""
     space, budget = resolve_space(settings), budget_of(settings)
     if settings.sampler == "grid":
         return [p.arch for p in grid_points(settings, space, budget)]
     sampler = "tpe" if settings.sampler == "tpe" else "random"
-    return propose_many(space, budget, samples, sampler, settings.seed)
+    refs = reference_designs(settings)[0] if refs is None else refs
+    return propose_many(space, budget, samples, sampler, settings.seed, first=[r.params for r in refs])
+
+
+def validation_images(settings: SearchSettings) -> int | None:
+    """How many images trials validate on: --val-size, else the trials' default for the dataset's size
+    (None when that size is not known before loading: image folders)."""
+    from trials import default_val_size
+
+    if settings.val_size:
+        return settings.val_size
+    n = TRAIN_IMAGES.get(settings.dataset)
+    return default_val_size(n) if n else None
 
 
 def train_config(settings: SearchSettings, space: SearchSpace) -> dict[str, Any]:
@@ -225,7 +262,8 @@ def check_settings(settings: SearchSettings) -> None:
 
 
 __all__ = [
-    "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "TRAIN_IMAGES", "apply_preset", "budget_of",
-    "check_settings", "dataset_shape", "expected_trials", "gpu_train_resolution", "grid_points", "outside_lines",
-    "proposals", "resolve_space", "scheduler_of", "train_config", "train_resolution",
+    "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "GRID_REFERENCES_NOTE", "TRAIN_IMAGES", "apply_preset",
+    "budget_of", "check_settings", "dataset_shape", "expected_trials", "gpu_train_resolution", "grid_points",
+    "outside_lines", "proposals", "reference_designs", "resolve_space", "scheduler_of", "train_config",
+    "train_resolution", "validation_images",
 ]

@@ -28,6 +28,7 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 SCHEDULERS = ("asha", "none")
 OBJECTIVES = ("accuracy", "accuracy,flops")
 MATCHES = ("params", "flops")
+REFERENCES = ("paper", "none")  # the reference designs a search trains (nas.orchestration.plan.reference_designs)
 DEFAULT_KEEP_CHECKPOINTS = 3  # nas.export's default --top is 5; its best 3 keep their weights
 
 
@@ -55,6 +56,8 @@ class SearchSettings:
     val_size: int | None = None
     train_resolution: int | None = None
     sampler: str = "tpe"
+    # "paper": the space's reference designs (search_spaces.references) train first, within `trials`
+    references: str = "paper"
     cardinality: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 32])
     match: str = "params"
     depths: list[int] | None = None
@@ -136,7 +139,7 @@ ACCEPTS: dict[str, Accepts] = {
     "cpus_per_trial": _POSITIVE, "max_failures": _NON_NEGATIVE_INT, "keep_checkpoints": _NON_NEGATIVE_INT,
 }
 CHOICES: dict[str, tuple[str, ...]] = {"sampler": SAMPLERS, "scheduler": SCHEDULERS, "objective": OBJECTIVES,
-                                       "match": MATCHES}
+                                       "match": MATCHES, "references": REFERENCES}
 
 
 def check_fields(settings: SearchSettings) -> None:
@@ -260,7 +263,8 @@ def load_settings(run: str | os.PathLike | RunLocation) -> SearchSettings:
     return replace(settings, storage_path=loc.storage_path, name=loc.name)
 
 
-def write_search_json(settings: SearchSettings, space, budget, train_resolution: int) -> None:
+def write_search_json(settings: SearchSettings, space, budget, train_resolution: int,
+                      val_images: int | None = None) -> None:
     """RUN_DIR/search.json: the settings (what --resume continues), the space as searched, versions."""
     import optuna
     import ray
@@ -274,6 +278,7 @@ def write_search_json(settings: SearchSettings, space, budget, train_resolution:
         "space_definition": space_to_dict(space),  # the space as searched, whichever file it came from
         "free": not space.shared, "budget_resolution": space.resolution,
         "train_resolution": train_resolution,
+        "val_images": val_images,  # what the report's intervals of one trial's accuracy count on
         "dataset": settings.dataset, "objective": settings.objective, "sampler": settings.sampler,
         "match": settings.match if settings.sampler == "grid" else None, "max_epochs": settings.max_epochs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -286,7 +291,7 @@ def write_search_json(settings: SearchSettings, space, budget, train_resolution:
 
 
 __all__ = [
-    "ACCEPTS", "CHOICES", "DEFAULT_KEEP_CHECKPOINTS", "MATCHES", "OBJECTIVES", "SAMPLERS",
+    "ACCEPTS", "CHOICES", "DEFAULT_KEEP_CHECKPOINTS", "MATCHES", "OBJECTIVES", "REFERENCES", "SAMPLERS",
     "SCHEDULERS", "Accepts", "SearchConfigError", "SearchSettings", "check_fields", "check_run_dir",
     "from_keywords", "load_settings", "run_location", "with_absolute_paths", "write_search_json",
 ]

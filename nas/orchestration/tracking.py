@@ -109,10 +109,15 @@ def _searcher_class():
         """OptunaSearch whose trials carry their Tune id, FLOPs, params, epochs and outcome as user
         attributes (visible in optuna-dashboard and `study.trials_dataframe()`)."""
 
-        def __init__(self, *args, max_epochs: int, **kwargs) -> None:
+        def __init__(self, *args, max_epochs: int, references=(), **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._max_epochs = max_epochs
             self._last_results: dict[str, dict] = {}  # a failed trial's complete call has no result
+            # The reference designs: enqueued (as Tune's points_to_evaluate would be) so they are asked
+            # first and count within num_samples, but with user attributes, which the define-by-run space
+            # reads to mark the trial's role (points_to_evaluate enqueues bare params).
+            for ref in references:
+                self._ot_study.enqueue_trial(ref.params, user_attrs={"role": "reference", "reference": ref.name})
 
         def suggest(self, trial_id: str):
             config = super().suggest(trial_id)
@@ -161,11 +166,12 @@ def _searcher_class():
     return TrackedOptunaSearch
 
 
-def tracked_optuna_search(space, *, metric, mode, sampler, storage, run_name: str, max_epochs: int):
+def tracked_optuna_search(space, *, metric, mode, sampler, storage, run_name: str, max_epochs: int, references=()):
     """An OptunaSearch on `storage` (see optuna_storage) under study_name(run_name), recording each
-    trial's attributes; drop-in for `OptunaSearch(space=…, metric=…, mode=…, sampler=…)`."""
+    trial's attributes; drop-in for `OptunaSearch(space=…, metric=…, mode=…, sampler=…)`. `references`
+    (search_spaces.Reference) are enqueued first, marked `role` = reference in their user attributes."""
     return __getattr__("TrackedOptunaSearch")(space=space, metric=metric, mode=mode, sampler=sampler, storage=storage,
-                             study_name=study_name(run_name), max_epochs=max_epochs)
+                             study_name=study_name(run_name), max_epochs=max_epochs, references=references)
 
 
 def _fail_orphans(study, known_numbers: set[int]) -> None:

@@ -16,10 +16,12 @@ from search_spaces import Budget, FeasibleSampler, SearchSpace, format_flops
 from ..rundir.location import refuse_local_on_multinode
 from .plan import (
     GRID_ASHA_NOTE,
+    GRID_REFERENCES_NOTE,
     budget_of,
     expected_trials,
     grid_points,
     outside_lines,
+    reference_designs,
     resolve_space,
     scheduler_of,
     train_config,
@@ -29,7 +31,9 @@ from .ray_env import skip_callback_telemetry_when_off, trial_resources
 from .settings import SearchConfigError, SearchSettings
 
 
-def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, train: dict[str, Any]):
+def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, train: dict[str, Any],
+                  references=()):
+    """OptunaSearch over the feasible space; `references` (search_spaces.Reference) are asked first."""
     import optuna
 
     from .tracking import optuna_storage, tracked_optuna_search
@@ -55,7 +59,7 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
     # metric/mode go to OptunaSearch itself: a define-by-run space ignores TuneConfig's (ray 2.60).
     return tracked_optuna_search(_WithTrain(FeasibleSampler(space, budget), train), metric=metric, mode=mode,
                                  sampler=samplers[settings.sampler](), storage=storage, run_name=settings.name,
-                                 max_epochs=settings.max_epochs)
+                                 max_epochs=settings.max_epochs, references=references)
 
 
 def make_scheduler(settings: SearchSettings):
@@ -117,13 +121,21 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
             log(line)
         if scheduler_of(settings) == "asha":
             log(GRID_ASHA_NOTE)
+        if settings.references != "none":
+            log(GRID_REFERENCES_NOTE)
         param_space = {"arch": tune.grid_search([p.arch.to_dict() for p in points]),
                        "train": {**train, "seed": tune.grid_search(
-                           list(range(settings.seed, settings.seed + settings.seeds)))}}
+                           list(range(settings.seed, settings.seed + settings.seeds)))}, "role": "grid"}
         search_alg, num_samples = None, 1
     else:
+        refs, notes = reference_designs(settings)
+        for line in notes + [f"note: reference {r.name}: {r.note}" for r in refs if r.note]:
+            log(line)
+        if refs:
+            log(f"references: {', '.join(f'{r.arch.describe()} ({r.name})' for r in refs)} train first, within "
+                f"the {settings.trials} trials (--references none to leave them out)")
         param_space = {}
-        search_alg, num_samples = make_searcher(settings, space, budget, train), settings.trials
+        search_alg, num_samples = make_searcher(settings, space, budget, train, refs), settings.trials
     callbacks += tracking_callbacks(settings)
     return tune.Tuner(
         trainable,
@@ -152,14 +164,20 @@ def trial_dirname(trial) -> str:
 
 
 class _WithTrain:
-    """Define-by-run space that also returns the trial's fixed training settings, so that a trial's
-    config holds all it needs (picklable: Ray saves the searcher, a lambda would not pickle)."""
+    """Define-by-run space that also returns the trial's fixed training settings and its role, so that a
+    trial's config holds all it needs (picklable: Ray saves the searcher, a lambda would not pickle).
+
+    `role` is "reference" for the enqueued reference designs (their Optuna trials carry it as a user
+    attribute, with the design's name in `reference`), "sampled" for the sampler's proposals."""
 
     def __init__(self, define: FeasibleSampler, train: dict[str, Any]) -> None:
         self.define, self.train = define, train
 
     def __call__(self, trial) -> dict:
-        return {**self.define(trial), "train": dict(self.train)}
+        attrs = trial.user_attrs
+        role = {"role": attrs.get("role", "sampled"), **({"reference": attrs["reference"]} if "reference" in attrs
+                                                         else {})}
+        return {**self.define(trial), "train": dict(self.train), **role}
 
 
 __all__ = ["build_tuner", "make_scheduler", "make_searcher", "trial_dirname"]

@@ -1,6 +1,16 @@
 """Does the search's ranking hold? Retrain a run's top K architectures and M controls drawn across the
 rest of the ranking at a higher fidelity (more epochs, optionally another training resolution), with
-several seeds, and write RUN_DIR/validation/validation.csv.
+several seeds, and write RUN_DIR/validation/validation.csv. With `references`, the run's reference
+designs are retrained beside them (the top K and controls then come from the sampled trials), and
+validation/summary.csv gives each architecture's difference to the best reference with a bootstrap
+interval over seeds.
+
+What it measures on, so that the selection does not repeat itself: the seeds start after the search's
+(the search trained with seeds seed .. seed + seeds - 1), and the accuracy is taken on held-out images,
+the training-split images that the search neither trained nor validated on (the next ones of the same
+seeded order; `trials.TrainConfig.holdout_size`), or on the test split when the search trained on every
+training image. The proxy each architecture is compared with is its search accuracy at one epoch for
+all (the highest epoch every chosen trial reached), not a mix of ASHA's 1-epoch and completed trials.
 
 The retraining is a Ray Tune experiment on the search's own machinery: the same trainable
 (trials.train_trial), the same per-trial resources (ray_env.trial_resources), a grid over
@@ -19,21 +29,23 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SettingError
+from ..report import evidence as ev
 from ..report.run_data import RunData, load_run
-from ..rundir.schema import SEARCH_JSON, VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV
-from .plan import resolve_space, train_config, train_resolution
+from ..rundir.schema import SEARCH_JSON, VALIDATION, VALIDATION_CSV, VALIDATION_EPOCHS_CSV, VALIDATION_SUMMARY_CSV
+from .plan import TRAIN_IMAGES, resolve_space, train_config, train_resolution, validation_images
 from .ray_env import trial_resources
 from .settings import SearchSettings
 from .tuner import trial_dirname
 
 PLAN_JSON = "plan.json"
 COLUMNS = ["arch_id", "rank", "role", "name", "proxy_accuracy", "proxy_epochs", "seed", "validated_accuracy",
-           "epochs", "train_resolution", "status"]
+           "epochs", "train_resolution", "status", "eval_split"]
+SUMMARY_COLUMNS = ["arch_id", "role", "name", "seeds", "mean", "std", "difference", "lo", "hi", "verdict"]
 
 
 class ValidationError(SettingError):
-    """A validation setting (`top`, `controls`, `seeds`, `epochs`, `train_resolution`, `run_dir`) that
-    cannot be used."""
+    """A validation setting (`top`, `controls`, `seeds`, `epochs`, `train_resolution`, `references`,
+    `run_dir`) that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class ValidationSettings:
     seeds: int = 2
     epochs: int | None = None  # None: twice the search's max_epochs
     train_resolution: int | None = None  # None: the search's
+    references: bool = False  # retrain the run's reference designs too
 
 
 def search_settings(run_dir: Path) -> SearchSettings:
@@ -54,24 +67,56 @@ def search_settings(run_dir: Path) -> SearchSettings:
                               "search's settings", path=run_dir, file=SEARCH_JSON, why=exc) from None
 
 
-def select(run: RunData, top: int, controls: int) -> pd.DataFrame:
+def select(run: RunData, top: int, controls: int, references: bool = False) -> pd.DataFrame:
     """The architectures to retrain: the top `top` of the search's ranking (RunData.ranked: completed
     first, by accuracy) and `controls` more spread evenly over the rest of the ranking (so the check
-    covers the whole range, not only the top). One row per distinct architecture."""
+    covers the whole range, not only the top). With `references`, the top and controls come from the
+    sampled trials and every reference design is added (role "reference"). One row per distinct
+    architecture; `rank` is its place in the whole ranking. `proxy_accuracy` is the search's accuracy
+    at `proxy_epochs`, one epoch for all (proxy_at_one_epoch)."""
     ranked = run.ranked().assign(_key=lambda t: [json.dumps(a.to_dict(), sort_keys=True) for a in t["architecture"]])
+    if references:  # a sampled trial that proposed a reference design again is that design, not a pick
+        is_ref = ranked["_key"].isin(set(ranked.loc[ranked["role"] == "reference", "_key"]))
+        ranked = ranked.assign(role=np.where(is_ref, "reference", ranked["role"]))
     ranked = ranked.drop_duplicates("_key").reset_index(drop=True)
     ranked["rank"] = np.arange(1, len(ranked) + 1)
-    if top + controls > len(ranked):
+    pool, refs = ranked, ranked.iloc[0:0]
+    if references:
+        refs = ranked[ranked["role"] == "reference"]
+        if refs.empty:
+            raise ValidationError("references", "{path}: the search trained no reference designs (it ran with "
+                                  "--references none, as a grid sweep, or before searches trained them)",
+                                  path=run.where)
+        pool = ranked[ranked["role"] != "reference"].reset_index(drop=True)
+    if top + controls > len(pool):
         raise ValidationError("top", "{top} top architectures and {n_controls} controls asked for, but the run "
-                              "ranks only {n} distinct architectures", top=top, n_controls=controls, n=len(ranked))
-    rest = ranked.iloc[top:]
+                              "ranks only {n} distinct {kind}architectures", top=top, n_controls=controls, n=len(pool),
+                              kind="sampled " if references else "")
+    rest = pool.iloc[top:]
     picks = np.unique(np.round(np.linspace(0, len(rest) - 1, controls)).astype(int)) if controls else []
-    chosen = pd.concat([ranked.iloc[:top].assign(role="top"), rest.iloc[list(picks)].assign(role="control")])
+    chosen = pd.concat([pool.iloc[:top].assign(role="top"), rest.iloc[list(picks)].assign(role="control"),
+                        refs.assign(role="reference")])
+    proxy, epoch = proxy_at_one_epoch(run, chosen)
     return pd.DataFrame({
         "arch_id": chosen["trial_id"].astype(str), "rank": chosen["rank"], "role": chosen["role"],
-        "name": chosen["name"], "proxy_accuracy": chosen["accuracy"], "proxy_epochs": chosen["epochs"],
+        "name": chosen["name"], "proxy_accuracy": proxy, "proxy_epochs": epoch,
         "arch": chosen["_key"],
     }).reset_index(drop=True)
+
+
+def proxy_at_one_epoch(run: RunData, chosen: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each chosen trial's search accuracy at the highest epoch all of them reached (epochs.csv), so that
+    the rank agreement compares one proxy fidelity (ASHA stops most controls after its first rung). A run
+    without per-epoch rows for them keeps each trial's own accuracy and epochs."""
+    ids = chosen["trial_id"].astype(str)
+    reached = ev.reached_epochs(chosen, run.epochs)
+    if len(reached) < len(set(ids)):
+        return chosen["accuracy"], chosen["epochs"]
+    epoch = int(reached.min())
+    at = run.epochs[(run.epochs["epoch"] == epoch) & run.epochs["val_accuracy"].notna()]
+    acc = at.assign(trial_id=at["trial_id"].astype(str)).drop_duplicates("trial_id", keep="last")
+    acc = acc.set_index("trial_id")["val_accuracy"]
+    return pd.Series(ids.map(acc).to_numpy(), index=chosen.index), pd.Series(epoch, index=chosen.index)
 
 
 def _wanted(vs: ValidationSettings, chosen: pd.DataFrame) -> dict:
@@ -90,15 +135,37 @@ def plan(run_dir: str | Path, vs: ValidationSettings) -> tuple[RunData, SearchSe
             raise ValidationError(name, "expected a positive integer, got {v}", v=getattr(vs, name))
     run = load_run(run_dir)
     settings = search_settings(run.run_dir)
-    chosen = select(run, vs.top, vs.controls)
+    chosen = select(run, vs.top, vs.controls, vs.references)
     plan_path = run.run_dir / VALIDATION / PLAN_JSON
     if plan_path.is_file():
         old = json.loads(plan_path.read_text())
-        if old != _wanted(vs, chosen):
+        if {k: old.get(k) for k in ("settings", "arch_ids")} != _wanted(vs, chosen):
             raise ValidationError("top", "{path} holds a validation with other settings ({old}); remove that "
                                   "folder to start another", path=plan_path.parent, old=old.get("settings"))
     settings, train = at_fidelity(settings, vs.epochs or 2 * settings.max_epochs, vs.train_resolution)
-    return run, settings, chosen, train
+    return run, settings, chosen, {**train, **held_out(settings)[0]}
+
+
+def held_out(settings: SearchSettings) -> tuple[dict, str]:
+    """What the validation evaluates on, as `train` config changes, and in words: as many training-split
+    images as the search validated on, taken after its validation images and its training subset in the
+    same seeded order (split_seed = the search's seed), so that none of them trained or selected an
+    architecture; the test split when the search trained on every training image (or the dataset's
+    size is not known before loading)."""
+    n, val, subset = TRAIN_IMAGES.get(settings.dataset), validation_images(settings), settings.train_subset
+    if n and val and subset and n - val - subset >= 1:
+        size = min(val, n - val - subset)
+        return {"holdout_size": size}, (
+            f"{size} held-out images of the training split (not the search's {val} validation images nor its "
+            f"{subset} training images)")
+    return {"final": True}, ("the test split (the search trained on every training image; the validation "
+                             "trains on all of them)")
+
+
+def validation_seeds(settings: SearchSettings, seeds: int) -> list[int]:
+    """Fresh seeds: after those the search trained with (seed .. seed + seeds - 1)."""
+    first = settings.seed + settings.seeds
+    return list(range(first, first + seeds))
 
 
 def at_fidelity(settings: SearchSettings, epochs: int, resolution: int | None) -> tuple[SearchSettings, dict]:
@@ -112,7 +179,7 @@ def at_fidelity(settings: SearchSettings, epochs: int, resolution: int | None) -
 def build_validation_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.DataFrame, train: dict,
                            seeds: int | list[int], cluster: dict[str, float], folder: str = VALIDATION):
     """A new Tuner over (architecture, seed), or the one RUN_DIR/<folder>/ holds (resumed). `seeds`: how
-    many (from the search's seed on), or the seeds themselves (benchmarks/proxy_ranking.py keeps a proxy's
+    many (fresh ones: validation_seeds), or the seeds themselves (benchmarks/proxy_ranking.py keeps a proxy's
     seeds apart from the validation's)."""
     from ray import tune
 
@@ -122,7 +189,7 @@ def build_validation_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.D
 
     trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution(settings)))
     exp = run_dir / folder
-    seed_list = list(range(settings.seed, settings.seed + seeds)) if isinstance(seeds, int) else list(seeds)
+    seed_list = validation_seeds(settings, seeds) if isinstance(seeds, int) else list(seeds)
     if tune.Tuner.can_restore(str(exp)):
         return tune.Tuner.restore(str(exp), trainable=trainable, resume_unfinished=True, resume_errored=True)
     return tune.Tuner(
@@ -158,7 +225,7 @@ def table(results, chosen: pd.DataFrame, resolution: int) -> pd.DataFrame:
                      "seed": int(r.config["train"]["seed"]),
                      "validated_accuracy": float(m["val_accuracy"]) if ok else np.nan,
                      "epochs": int(m.get("training_iteration", 0) or 0), "train_resolution": resolution,
-                     "status": "ok" if ok else str(m.get("status") or "error")})
+                     "status": "ok" if ok else str(m.get("status") or "error"), "eval_split": m.get("eval_split")})
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["rank", "seed"]).reset_index(drop=True)
 
 
@@ -205,14 +272,25 @@ def retrain_for_validation(run_dir: str | Path, vs: ValidationSettings, cluster:
     run_dir = run.run_dir
     out = run_dir / VALIDATION
     out.mkdir(exist_ok=True)
-    (out / PLAN_JSON).write_text(json.dumps(_wanted(vs, chosen), indent=1))
+    (out / PLAN_JSON).write_text(json.dumps({**_wanted(vs, chosen), "evaluated_on": held_out(settings)[1],
+                                             "seeds": validation_seeds(settings, vs.seeds)}, indent=1))
     tuner = build_validation_tuner(run_dir, settings, chosen, train, vs.seeds, cluster)
     results = tuner.fit()
     resolution = train_resolution(settings)
     write_csv(epoch_table(results, chosen, resolution), out / VALIDATION_EPOCHS_CSV)
-    return write_csv(table(results, chosen, resolution), out / VALIDATION_CSV)
+    frame = table(results, chosen, resolution)
+    write_csv(summary(frame), out / VALIDATION_SUMMARY_CSV)
+    return write_csv(frame, out / VALIDATION_CSV)
 
 
-__all__ = ["VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "ValidationError", "ValidationSettings",
-           "at_fidelity", "build_validation_tuner", "epoch_table", "plan", "retrain_for_validation", "select", "table",
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """validation/summary.csv: one row per architecture, its mean and std over seeds, and its difference
+    to the best reference design with a bootstrap interval over seeds (empty without references)."""
+    per = ev.versus_best_reference(frame.rename(columns={"arch_id": "arch", "validated_accuracy": "accuracy"}))
+    return per.rename(columns={"arch": "arch_id"}).reindex(columns=SUMMARY_COLUMNS)
+
+
+__all__ = ["VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "VALIDATION_SUMMARY_CSV", "ValidationError",
+           "ValidationSettings", "at_fidelity", "build_validation_tuner", "epoch_table", "held_out", "plan",
+           "proxy_at_one_epoch", "retrain_for_validation", "select", "summary", "table", "validation_seeds",
            "write_csv"]

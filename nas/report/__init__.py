@@ -3,7 +3,8 @@ best architectures. Plain files in, plain files out: no Ray, and it knows no com
 are `RunDataError`s naming the setting; nas.analyze and nas.export turn them into `--flag: ...`).
 
     run_data.py               load_run: the run directory into pandas
-    evidence.py               equal-fidelity subsets, bootstrap intervals, rank agreement (numbers only)
+    evidence.py               equal-fidelity subsets, bootstrap intervals, rank agreement, differences to
+                              the reference designs (numbers only)
     importance.py             hyperparameter importance (optuna.importance)
     _plotting.py              what the figures share: layout, titles, colours, trial points, medians, Section
     figures/                  the report's plotly figures, one module per section family; build_sections
@@ -16,6 +17,7 @@ are `RunDataError`s naming the setting; nas.analyze and nas.export turn them int
       curves.py               learning curves, where ASHA stopped trials
       param_importance.py     hyperparameter importance with its bootstrap spread
       ranking.py              does the search's ranking hold: proxy vs validated accuracy (validation.csv)
+      references.py           search vs the reference designs: best sampled vs best reference, in words
     evidence_figures.py       evidence.py's results drawn: medians with intervals, EDFs, importance, ranks
     html.py                   the page
     write.py                  write_report: report.html, trials.parquet, architectures/*.json

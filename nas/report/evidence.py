@@ -9,6 +9,9 @@ Pure analysis on pandas frames (no plotting, no files): `evidence_figures.py` dr
 - Uncertainty: percentile bootstrap of per-group medians, as pycls' design-space analysis
   (Radosavovic et al., "On Network Design Spaces for Visual Recognition") does; importance with its
   spread over bootstrap resamples of trials, or a reason when there are too few trials.
+- The search against its reference designs (the paper's, trained in the same search): best sampled vs best
+  reference at the common epoch, and after nas.validate each architecture's difference to the best
+  reference with a bootstrap interval over seeds; in words, whether the numbers can tell them apart.
 - Ranking agreement between a proxy (the search's short training) and a longer validation: Kendall
   tau-b and Spearman rho with bootstrap intervals over architectures, and whether the best stays best.
 
@@ -375,6 +378,137 @@ def rank_agreement(proxy: pd.Series, validated: pd.DataFrame, n_boot: int = 1000
                          validated_best, bool(proxy_best == validated_best), gap, int(ok.sum()))
 
 
+# --- the search against its reference designs --------------------------------------------------------
+def difference_interval(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, ci: float = 0.95,
+                        seed: int = 0) -> tuple[float, float, float]:
+    """mean(a) - mean(b) and a percentile-bootstrap interval, each group resampled on its own (two
+    architectures' seeds are independent trainings). The interval is NaN when a group has < 2 values:
+    one training says nothing about how much another seed would move it."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if not len(a) or not len(b):
+        return math.nan, math.nan, math.nan
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return diff, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boots = a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1) - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1)
+    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2])
+    return diff, float(lo), float(hi)
+
+
+def binomial_difference_interval(p_a: float, p_b: float, images: int, n_boot: int = 2000, ci: float = 0.95,
+                                 seed: int = 0) -> tuple[float, float]:
+    """Interval of p_a - p_b from the evaluation images alone: a parametric bootstrap of the correct
+    counts, Binomial(images, p) for each side. It counts how much `images` images let two accuracies move
+    by chance, not how much another seed would (the search trains each architecture once)."""
+    rng = np.random.default_rng(seed)
+    boots = (rng.binomial(images, p_a, n_boot) - rng.binomial(images, p_b, n_boot)) / images
+    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def can_tell(lo: float, hi: float) -> bool:
+    """An interval of a difference that excludes 0 (NaN bounds: no interval, so no)."""
+    return not (math.isnan(lo) or math.isnan(hi)) and (lo > 0 or hi < 0)
+
+
+def verdict(difference: float, lo: float, hi: float, a: str, b: str, why_no_interval: str = "") -> str:
+    """In words: can the numbers tell `a` from `b` (difference = a - b, accuracy as a fraction)?"""
+    points = f"{100 * difference:+.2f} points"
+    if math.isnan(difference):
+        return f"Cannot tell: {why_no_interval or 'no measurement on one side'}."
+    if math.isnan(lo) or math.isnan(hi):
+        return f"Cannot tell {a} from {b} ({points}): {why_no_interval or 'no interval'}."
+    interval = f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    if lo > 0:
+        return f"Can tell: {a} is ahead of {b} by {points}, 95% interval {interval}, which excludes 0."
+    if hi < 0:
+        return f"Can tell: {b} is ahead of {a} by {100 * -difference:.2f} points (difference {points}, 95% " \
+               f"interval {interval}, which excludes 0)."
+    return (f"Cannot tell them apart: {a} minus {b} is {points}, but the 95% interval {interval} includes 0 "
+            "(as large a gap arises by chance).")
+
+
+@dataclass(frozen=True)
+class VersusReferences:
+    """The search's best sampled trial against its best reference design at one fidelity (one seed each)."""
+
+    fidelity: Fidelity
+    sampled: pd.Series | None  # the best sampled trial's row (name, trial_id, accuracy), None if none
+    reference: pd.Series | None
+    n_sampled: int
+    n_reference: int
+    difference: float  # sampled - reference, as a fraction
+    lo: float
+    hi: float
+    images: int | None  # evaluation images behind the interval (None: unknown, no interval)
+
+    @property
+    def can_tell(self) -> bool:
+        return can_tell(self.lo, self.hi)
+
+    def describe(self) -> str:
+        if self.sampled is None or self.reference is None:
+            return verdict(math.nan, math.nan, math.nan, "", "", "no sampled trial or no reference design was "
+                           f"measured {self.fidelity.label}")
+        a = f"the best sampled architecture ({self.sampled['name']}, best of {self.n_sampled})"
+        b = f"the best reference ({self.reference['name']}, best of {self.n_reference})"
+        why = "the number of validation images is unknown (no search.json)" if self.images is None else ""
+        text = verdict(self.difference, self.lo, self.hi, a, b, why)
+        return (f"{self.fidelity.label.capitalize()}: {text} The interval counts only the sampling error of the "
+                f"{self.images or 'unknown number of'} validation images; each architecture trained once, and the best "
+                f"of more tries is favoured by chance, so `nas.validate --references` (seeds, held-out images) "
+                "settles it.")
+
+
+def versus_references(trials: pd.DataFrame, epochs: pd.DataFrame, images: int | None, epoch: int | None = None,
+                      seed: int = 0) -> VersusReferences:
+    """Best sampled vs best reference design at the common epoch (every live trial measured there, so
+    ASHA's cuts do not decide it), with an interval from the validation images' sampling error."""
+    _require(trials, ["trial_id", "outcome", "role"], "trials")
+    fid = at_common_epoch(trials, epochs, epoch)
+    f = fid.frame
+    sampled, refs = f[f["role"] == "sampled"], f[f["role"] == "reference"]
+    best_s = sampled.loc[sampled["accuracy"].idxmax()] if len(sampled) else None
+    best_r = refs.loc[refs["accuracy"].idxmax()] if len(refs) else None
+    diff = lo = hi = math.nan
+    if best_s is not None and best_r is not None:
+        diff = float(best_s["accuracy"] - best_r["accuracy"])
+        if images:
+            lo, hi = binomial_difference_interval(float(best_s["accuracy"]), float(best_r["accuracy"]), images,
+                                                  seed=seed)
+    return VersusReferences(fid, best_s, best_r, len(sampled), len(refs), diff, lo, hi, images)
+
+
+def versus_best_reference(validated: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per retrained architecture (validated: one row per arch and seed, columns arch, role, name, seed,
+    accuracy): seeds, mean, std, and its difference to the best reference design (the reference with
+    the highest mean) with a bootstrap interval over seeds; `verdict` in words. No reference rows: the
+    difference columns are NaN."""
+    _require(validated, ["arch", "role", "name", "seed", "accuracy"], "validated")
+    v = validated[validated["accuracy"].notna()]
+    stats = (v.groupby("arch", sort=False).agg(role=("role", "first"), name=("name", "first"),
+                                               seeds=("accuracy", "size"), mean=("accuracy", "mean"),
+                                               std=("accuracy", "std")).reset_index())
+    refs = stats[stats["role"] == "reference"]
+    stats["difference"] = stats["lo"] = stats["hi"] = math.nan
+    stats["verdict"] = ""
+    if refs.empty:
+        return stats
+    best = refs.loc[refs["mean"].idxmax()]
+    best_values = v.loc[v["arch"] == best["arch"], "accuracy"]
+    for i, row in stats.iterrows():
+        if row["arch"] == best["arch"]:
+            stats.at[i, "verdict"] = "the best reference"
+            continue
+        d, lo, hi = difference_interval(v.loc[v["arch"] == row["arch"], "accuracy"], best_values, n_boot, seed=seed)
+        stats.loc[i, ["difference", "lo", "hi"]] = [d, lo, hi]
+        stats.at[i, "verdict"] = ("cannot tell (fewer than 2 seeds)" if math.isnan(lo) else
+                                  "ahead" if lo > 0 else "behind" if hi < 0 else "cannot tell")
+    return stats
+
+
 # --- across runs -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunEdf:
@@ -415,6 +549,8 @@ def edf_by_run(runs: Mapping[str, Any], epoch: int | str | None = None) -> list[
 
 __all__ = [
     "EvidenceError", "Fidelity", "Importance", "MIN_IMPORTANCE_TRIALS", "RankAgreement", "RunEdf",
-    "at_common_epoch", "common_epoch", "completed_only", "edf", "edf_by_run", "grouped_median_ci",
+    "VersusReferences", "at_common_epoch", "binomial_difference_interval", "can_tell", "common_epoch",
+    "completed_only", "difference_interval", "edf", "edf_by_run", "grouped_median_ci",
     "importance_with_spread", "kendall_tau_b", "log2_bin", "bin_label", "rank_agreement", "spearman_rho",
+    "verdict", "versus_best_reference", "versus_references",
 ]

@@ -96,6 +96,10 @@ class RunData:
         other = {str(o): int(n) for o, n in counts.items() if o not in OUTCOMES}
         return known | other
 
+    def references(self) -> pd.DataFrame:
+        """The reference designs' trials (search_spaces.references), every outcome."""
+        return self.trials[self.trials["role"] == "reference"]
+
     def ranked(self) -> pd.DataFrame:
         """Trials that could be exported, best first (schema.rank_key: completed ones first), each with an
         accuracy and a valid architecture."""
@@ -214,6 +218,7 @@ def normalize_trials(raw: pd.DataFrame, warnings: list[str] | None = None) -> pd
             df[col] = np.nan
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["outcome"] = [_outcome(o, s) for o, s in zip(df["outcome"], df["status"], strict=True)]
+    df["role"] = df["role"].replace("", "sampled")  # runs from before the role column sampled every trial
 
     # The architecture is the source of truth for C, d and depths; fill what the run left empty.
     archs = [parse_arch(a) for a in df["arch"]]

@@ -21,6 +21,7 @@ EXPORT = "export"  # nas.export's default output folder
 VALIDATION = "validation"  # nas.validate's Tune experiment, plan.json and validation.csv
 VALIDATION_CSV = "validation.csv"  # one row per (architecture, seed) retrained at a higher fidelity
 VALIDATION_EPOCHS_CSV = "validation_epochs.csv"  # one row per (architecture, seed, epoch) of those
+VALIDATION_SUMMARY_CSV = "summary.csv"  # one row per architecture: mean, std, difference to the best reference
 
 # trials.csv, in the order the search writes it. Readers get every column with this dtype; int columns
 # are read as floats with NaN for empty cells (pandas' nullable ints do not survive plotly). The search
@@ -32,8 +33,12 @@ TRIAL_COLUMNS: dict[str, type] = {
     "flops": int,
     "flops_train": int, "params": int, "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
     "train_loss": float, "epochs": int, "images_per_second": float, "seconds": float, "seed": int,
-    "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str,
+    "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str, "role": str, "reference": str,
 }
+# A trial's role (trials.csv's `role`): one of the reference designs every search trains first
+# (search_spaces.references; `reference` holds the design's name), a sampler's proposal, or a point of the
+# grid sweep. Runs from before the column read as "sampled" (nas.report.run_data).
+ROLES = ("reference", "sampled", "grid")
 EPOCH_COLUMNS: dict[str, type] = {
     "trial_id": str, "epoch": int, "train_loss": float, "val_accuracy": float, "val_loss": float,
     "images_per_second": float, "epoch_seconds": float, "seconds": float,
@@ -90,8 +95,8 @@ def json_value(value: Any) -> Any:
 
 
 __all__ = [
-    "ARCHITECTURES", "BEST_JSON", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED",
-    "OTHER_COLOR", "OUTCOMES", "OUTCOME_COLORS", "REPORT_HTML", "SEARCH_JSON", "TRIALS_CSV",
-    "TRIALS_PARQUET", "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "columns_of",
+    "ARCHITECTURES", "BEST_JSON", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED", "OTHER_COLOR",
+    "OUTCOMES", "OUTCOME_COLORS", "REPORT_HTML", "ROLES", "SEARCH_JSON", "TRIALS_CSV", "TRIALS_PARQUET",
+    "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "VALIDATION_SUMMARY_CSV", "columns_of",
     "json_value", "rank_key", "rank_trials",
 ]

@@ -62,6 +62,25 @@ def test_best_json_is_the_best_trial_and_rebuilds_and_the_report_and_summary_are
     assert Path(result.summary["report"]).resolve() == (run_dir / "report.html").resolve()
 
 
+def test_the_reference_designs_trained_first_and_the_report_compares_them(finished_search):
+    """The default search trains the paper's capacity-matched pair first, within its 6 trials, marked in
+    trials.csv; the report's first section compares them with the sampled trials."""
+    from search_spaces import Architecture, get_space, parse_flops, references
+
+    run_dir, result = finished_search
+    frame = searchrun.trials(run_dir).fillna({"reference": ""})
+    refs, _ = references(get_space("resnext-imagenet"), Budget(parse_flops("500MFLOPs")))
+    assert len(refs) == 2
+    assert list(frame["role"]) == ["reference"] * 2 + ["sampled"] * 4  # asked first, counted in --trials
+    assert list(frame["reference"][:2]) == [r.name for r in refs]
+    assert [Architecture.from_dict(json.loads(a)) for a in frame["arch"][:2]] == [r.arch for r in refs]
+    assert json.loads((run_dir / "search.json").read_text())["val_images"] > 0
+    page = (run_dir / "report.html").read_text()
+    assert "Search vs the reference designs" in page and "best reference" in page
+    # and the summary says it in one line ("... At epoch 1: Can tell: ..." or "Cannot tell ...")
+    assert result.summary["versus_references"].startswith("Search vs the reference designs: At epoch ")
+
+
 def test_export_gives_the_best_architecture_with_its_trained_weights(finished_search, tmp_path, capsys):
     from nas.cli import run_main
     from nas.export import main

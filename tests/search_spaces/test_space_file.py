@@ -32,7 +32,8 @@ def test_builtin_spaces_are_the_shipped_files_with_the_templates_values():
     assert imagenet == {"name": "resnext-imagenet", "stem": "imagenet", "resolution": 224,
                         "depth_ranges": ((1, 6), (1, 8), (1, 30), (1, 6)), "default_depths": (3, 4, 6, 3),
                         "cardinalities": (1, 2, 4, 8, 16, 32, 64), "width_range": (1, 128), "shared": True,
-                        "base_out": 256, "base_widths": (64, 128, 256), "in_channels": 3, "num_classes": 1000}
+                        "base_out": 256, "base_widths": (64, 128, 256), "in_channels": 3, "num_classes": 1000,
+                        "references": None}  # None: the paper's capacity-matched C=1 and C=32 (references.py)
     assert cifar == {**imagenet, "name": "resnext-cifar", "stem": "cifar", "resolution": 32,
                      "depth_ranges": ((1, 9),) * 3, "default_depths": (3, 3, 3), "num_classes": 10}
 

@@ -26,12 +26,14 @@ from .edf import error_edfs
 from .matched import matched_sweep
 from .param_importance import importance
 from .ranking import ranking_holds
+from .references import search_vs_references
 from .throughput import speed
 
 
 def build_sections(run: RunData) -> list[Section]:
     """All figure sections, in report order."""
     sections = [
+        search_vs_references(run),
         accuracy_vs(run, "cardinality", "width", key="cardinality", title="Accuracy vs cardinality",
                     x_title="cardinality C (parallel paths, stage 1; log scale)", color_label="d"),
         accuracy_vs(run, "width", "cardinality", key="width", title="Accuracy vs bottleneck width",

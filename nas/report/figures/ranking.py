@@ -44,7 +44,10 @@ def ranking_holds(run: RunData) -> Section:
                       f"The search's best is not the validated best: {100 * ra.best_gap:.2f} points behind it."))
         if ra.tau_lo <= 0:
             verdict += " The interval of tau includes 0: these architectures do not show that the proxy ranks."
+    at = sorted(int(e) for e in v["proxy_epochs"].dropna().unique())
+    proxy = (f"at epoch {at[0]} for all, the highest every one of them reached" if len(at) == 1 else
+             f"at epochs {', '.join(map(str, at))}: mixed fidelities (a validation from before they were aligned)")
     caption = (f"Each architecture retrained by nas.validate ({len(v)} trials): the search's accuracy (its "
-               f"proxy: short training, possibly stopped early by ASHA) against the accuracy after {epochs} "
-               f"epochs, mean and standard deviation over seeds. {verdict}")
+               f"proxy, {proxy}) against the accuracy after {epochs} epochs, mean and standard deviation over "
+               f"seeds. {verdict}")
     return Section(key, title, fig, caption, table=table)

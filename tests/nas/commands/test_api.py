@@ -52,6 +52,7 @@ def test_the_readme_example_runs_a_search_and_returns_its_result(tmp_path, monke
     ({"budget": "4GFLOPs", "train_subset": 0}, "train_subset"),
     ({"budget": "4GFLOPs", "keep_checkpoints": -1}, "keep_checkpoints"),
     ({"budget": "4GFLOPs", "sampler": "bogus"}, "sampler"),
+    ({"budget": "4GFLOPs", "references": "resnet"}, "references"),
     ({"budget": "4GFLOPs", "cpus_per_trial": -1}, "cpus_per_trial"),
     ({"budget": "4GFLOPs", "tolerance": 1.5}, "tolerance"),
     ({"budget": "4GFLOPs", "lr": float("nan")}, "lr"),

@@ -121,6 +121,7 @@ SEARCH_CASES = [
     search("--cardinality", ",", expect="--cardinality"),
     search("--cardinality", "-1", expect="--cardinality"),
     search("--match", "macs", expect=("--match", "params")),
+    search("--references", "resnet", expect=("--references", "paper, none")),
     search("--depths", "0,1,1,1", expect="--depths"),
     search("--depths", "3,4", "--sampler", "grid", "--dry-run", expect="depths"),
     search("--depths", "3,4", "--sampler", "grid", expect="depths"),

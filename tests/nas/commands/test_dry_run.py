@@ -36,13 +36,30 @@ def test_dry_run_proposes_feasible_architectures(space, budget, cli):
     out = cli("-m", "nas.search", "--budget", budget, "--space", space, "--dry-run", "--samples", "12", "--json")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert len(rows) == 12
+    assert [r["role"] for r in rows] == ["reference"] * 2 + ["sampled"] * 12  # the references come first
     b = Budget.parse(budget)
     for row in rows:
         arch = Architecture.from_dict(row["arch"])
         resolution = 224 if space == "resnext-imagenet" else 32
         assert row["flops"] == complexity(arch, resolution).flops and b.contains(row["flops"])
         assert row["params"] == complexity(arch, resolution).params
+
+
+def test_default_dry_run_lists_the_reference_designs_first(cli):
+    """The paper's capacity-matched pair at 4 GFLOPs, each moved to its nearest feasible variant (1x63d and
+    32x4d at depths 3,4,6,3 cost more than the budget), listed before the sampler's proposals and
+    explained on stderr; --references none leaves them out."""
+    out = cli("-m", "nas.search", "--budget", "4GFLOPs", "--dry-run", "--samples", "3")
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line[:3].strip() in ("R1", "R2", "1", "2", "3")]
+    assert [r[0] for r in rows] == ["R1", "R2", "1", "2", "3"]
+    assert rows[0][1:3] == ["1x62d", "[3,4,6,3]"] and rows[1][1:3] == ["32x4d", "[3,4,4,3]"]
+    assert "reference: ResNeXt-50 (32x4d)" in out.stdout
+    assert "nearest feasible variant 32x4d [3,4,4,3]" in out.stderr and "+5.76% of the budget" in out.stderr
+    off = cli("-m", "nas.search", "--budget", "4GFLOPs", "--dry-run", "--samples", "3", "--references", "none")
+    assert "reference" not in off.stdout + off.stderr
+    # the sampler's own proposals are the same with and without the references before them
+    assert [line.split()[1] for line in off.stdout.splitlines()[-3:]] == [r[1] for r in rows[2:]]
 
 
 def test_dry_run_grid_prints_the_papers_sweep(cli):

@@ -39,7 +39,13 @@ def test_select_takes_the_top_and_spreads_controls_over_the_rest(tmp_path):
     assert list(chosen["arch_id"][:3]) == list(ranked["trial_id"][:3])
     ranks = list(chosen["rank"])
     assert ranks[:3] == [1, 2, 3] and ranks[3] == 4 and ranks[-1] == ranked["arch"].nunique()  # first, last of the rest
-    assert chosen["proxy_accuracy"].tolist()[:3] == ranked["accuracy"].tolist()[:3]
+    # the proxy of every chosen architecture is its accuracy at one epoch, the highest all of them reached
+    # (ASHA stopped most controls after epoch 1: ranking them against 3-epoch accuracies mixes fidelities)
+    epoch = int(chosen["proxy_epochs"].iloc[0])
+    assert (chosen["proxy_epochs"] == epoch).all() and epoch == int(ranked.set_index("trial_id").loc[
+        chosen["arch_id"], "epochs"].min())
+    at = run.epochs[run.epochs["epoch"] == epoch].set_index("trial_id")["val_accuracy"]
+    assert chosen["proxy_accuracy"].tolist() == at.loc[chosen["arch_id"]].tolist()
 
 
 def test_plan_refuses_more_than_the_run_ranks(tmp_path):
@@ -65,6 +71,7 @@ def test_report_section_reversed_ranking_has_tau_minus_one(tmp_path):
     report = write_report(run_dir)
     fig = figures(report)["validation"]
     assert "Does the search" in report.read_text()
+    assert "proxy, at epoch 1 for all" in report.read_text()  # one proxy fidelity, said
     scatter = role_traces(fig, "rank-scatter")[0]
     assert scatter["x"] == pytest.approx([90, 80, 70, 60])
     assert scatter["y"] == pytest.approx([61, 70.5, 80, 91])
@@ -137,19 +144,30 @@ def test_epoch_table_keeps_every_epoch_of_every_seed():
 
 def test_validate_retrains_on_ray_and_resumes(tmp_path, ray_instance, monkeypatch, capsys, cli):
     run_dir = tiny_run(tmp_path / "run", n_trials=6)
-    args = ("--top", "2", "--controls", "1", "--seeds", "1", "--epochs", "1")
+    trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+    trials["role"] = ["reference" if i == 1 else "sampled" for i in range(len(trials))]  # one reference design
+    trials.to_csv(run_dir / "trials.csv", index=False)
+    args = ("--top", "1", "--controls", "1", "--seeds", "1", "--epochs", "1", "--references")
     code, out, err = _validate(ray_instance, monkeypatch, capsys, run_dir, *args)
     assert code == 0, err[-3000:] + out[-2000:]
     table = pd.read_csv(run_dir / VALIDATION / VALIDATION_CSV, dtype={"arch_id": str})
-    chosen = select(load_run(run_dir), 2, 1)
+    chosen = select(load_run(run_dir), 1, 1, references=True)
     assert len(table) == 3 and set(table["arch_id"]) == set(chosen["arch_id"])
-    assert (table["seed"] == 0).all() and (table["epochs"] == 1).all()
+    assert list(chosen["role"]) == ["top", "control", "reference"]
+    # a fresh seed (the search's was 0) and the held-out images, not the search's validation images
+    assert (table["seed"] == 1).all() and (table["epochs"] == 1).all() and (table["eval_split"] == "holdout").all()
+    assert "seeds 1 (after the search's); evaluated on 32 held-out images of the training split" in out
+    summary = pd.read_csv(run_dir / VALIDATION / "summary.csv", dtype={"arch_id": str}).set_index("role")
+    assert summary.loc["reference", "verdict"] == "the best reference"
+    assert summary.loc["top", "verdict"] == "cannot tell (fewer than 2 seeds)" and not np.isnan(
+        summary.loc["top", "difference"])
+    assert "vs best reference" in out and "Search vs the reference designs" in (run_dir / "report.html").read_text()
     assert (table["status"] == "ok").all() and table["validated_accuracy"].between(0, 1).all()
     assert "validation" in figures(run_dir / "report.html")
     # one line per ended trial while it runs
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"], out[-2000:]
-    assert all(" seed 0: " in line and "% after 1 epoch (" in line for line in lines), lines
+    assert all(" seed 1: " in line and "% after 1 epoch (" in line for line in lines), lines
     # every epoch of every retrained (architecture, seed); its last epoch is the validated accuracy
     per_epoch = pd.read_csv(run_dir / VALIDATION / VALIDATION_EPOCHS_CSV, dtype={"arch_id": str})
     assert len(per_epoch) == 3 and (per_epoch["epoch"] == 1).all()
