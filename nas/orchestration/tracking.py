@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ from typing import Any
 from trials import label_process, process_title
 
 from ..errors import SettingError
+from ..rundir.schema import COST_COLUMNS
 
 JOURNAL_FILE = "optuna.journal"
 # Tune result keys recorded on each Optuna trial (the first epoch's static figures and the last epoch's).
-TRIAL_ATTRS = ("flops", "flops_train", "params", "epoch", "status", "reason", "images_per_second", "seconds")
+TRIAL_ATTRS = (*COST_COLUMNS, "epoch", "status", "reason", "images_per_second", "seconds")
 TENSORBOARD_TAG = "ray/tune/{metric}"  # what Ray's TBXLoggerCallback names a reported metric
 TRIAL_RUN_TAG = "trial_id"
 PARENT_RUN_TAG = "nas.run_dir"
@@ -105,14 +107,31 @@ def trial_outcome(result: dict | None, max_epochs: int, error: bool = False) -> 
 def _searcher_class():
     from ray.tune.search.optuna import OptunaSearch
 
-    class TrackedOptunaSearch(OptunaSearch):
-        """OptunaSearch whose trials carry their Tune id, FLOPs, params, epochs and outcome as user
-        attributes (visible in optuna-dashboard and `study.trials_dataframe()`)."""
+    from .architecture_study import ARCH_ATTR, NAME_ATTR, mirror_trials
+    from .architecture_study import name_metrics as _name_metrics
 
-        def __init__(self, *args, max_epochs: int, **kwargs) -> None:
+    class TrackedOptunaSearch(OptunaSearch):
+        """OptunaSearch whose trials carry their Tune id, architecture, FLOPs, params, epochs and outcome as
+        user attributes (visible in optuna-dashboard and `study.trials_dataframe()`), whose metric is
+        named, whose ASHA-stopped trials are PRUNED (`prune_stopped`), and whose finished trials are
+        copied as architectures into `nas-<run>/architectures` (architecture_study; with `space`)."""
+
+        def __init__(self, *args, max_epochs: int, arch_space=None, prune_stopped: bool = False, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._max_epochs = max_epochs
+            self._arch_space = arch_space
+            self._prune_stopped = prune_stopped
             self._last_results: dict[str, dict] = {}  # a failed trial's complete call has no result
+
+        @property
+        def _metric_names(self) -> list[str]:
+            return list(self.metric) if isinstance(self.metric, list) else [self.metric]
+
+        def _setup_study(self, mode) -> None:
+            super()._setup_study(mode)
+            # optuna-dashboard labels the objective with it ("Objective 0" without)
+            if self._storage is not None and self._ot_study.metric_names is None:
+                _name_metrics(self._ot_study, self._metric_names)
 
         def suggest(self, trial_id: str):
             config = super().suggest(trial_id)
@@ -120,6 +139,11 @@ def _searcher_class():
             ot_trial = self._ot_trials.get(trial_id)
             if ot_trial is not None and config is not None:
                 ot_trial.set_user_attr("ray_trial_id", trial_id)
+                if isinstance(config.get("arch"), dict):  # what the encoded parameters built
+                    from search_spaces import Architecture
+
+                    ot_trial.set_user_attr(NAME_ATTR, Architecture.from_dict(config["arch"]).describe())
+                    ot_trial.set_user_attr(ARCH_ATTR, json.dumps(config["arch"], separators=(",", ":")))
             return config
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -138,34 +162,66 @@ def _searcher_class():
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             ot_trial = self._ot_trials.get(trial_id)
-            if ot_trial is not None and trial_id not in self._completed_trials:
-                previous = self._last_results.pop(trial_id, {})
-                last = {**previous, **{k: result[k] for k in TRIAL_ATTRS if result and k in result}}
-                attrs = {("epochs" if k == "epoch" else k): v for k, v in last.items()
-                         if v is not None and k != "_step"}
-                attrs["outcome"] = trial_outcome(last, self._max_epochs, error)
+            if ot_trial is None or trial_id in self._completed_trials:
+                super().on_trial_complete(trial_id, result=result, error=error)
+                return
+            previous = self._last_results.pop(trial_id, {})
+            last = {**previous, **{k: result[k] for k in TRIAL_ATTRS if result and k in result}}
+            attrs = {("epochs" if k == "epoch" else k): v for k, v in last.items() if v is not None and k != "_step"}
+            attrs["outcome"] = trial_outcome(last, self._max_epochs, error)
+            reported = False
+            try:
+                self._report_final(ot_trial, trial_id, result, previous)
+                reported = not isinstance(self.metric, list)
+                for key, value in attrs.items():
+                    ot_trial.set_user_attr(key, value)
+            except Exception as exc:  # e.g. the trial was finished by an earlier driver
+                logging.getLogger(__name__).warning("optuna attrs of %s not saved: %s", trial_id, exc)
+            if getattr(self, "_prune_stopped", False) and reported and attrs["outcome"] == "stopped":
+                # Its value is its last epoch's (Optuna takes the last intermediate value), as before; TPE
+                # ranks PRUNED trials after the COMPLETE ones, by step then value (optuna 5 _split_trials).
                 try:
-                    self._report_final(ot_trial, trial_id, result, previous)
-                    for key, value in attrs.items():
-                        ot_trial.set_user_attr(key, value)
-                except Exception as exc:  # e.g. the trial was finished by an earlier driver
-                    import logging
+                    self._ot_study.tell(ot_trial, state=optuna_state("PRUNED"))
+                except Exception as exc:  # as OptunaSearch does
+                    logging.getLogger(__name__).warning(exc)
+                self._completed_trials.add(trial_id)
+            else:
+                super().on_trial_complete(trial_id, result=result, error=error)
+            self._mirror(ot_trial.number)
 
-                    logging.getLogger(__name__).warning("optuna attrs of %s not saved: %s", trial_id, exc)
-            super().on_trial_complete(trial_id, result=result, error=error)
+        def _mirror(self, number: int | None = None) -> None:
+            space = getattr(self, "_arch_space", None)  # None in a searcher pickled before it existed
+            if space is None or self._storage is None or self._ot_study is None:
+                return
+            try:
+                mirror_trials(self._ot_study, space, self._metric_names, only=number)
+            except Exception as exc:  # the decoded study is a view: it must never stop the search
+                logging.getLogger(__name__).warning("architecture study not updated: %s", exc)
 
         def restore(self, checkpoint_path: str) -> None:
             super().restore(checkpoint_path)
             _fail_orphans(self._ot_study, {t.number for t in self._ot_trials.values()})
+            self._mirror()  # trials a killed driver finished but had not copied yet
 
     return TrackedOptunaSearch
 
 
-def tracked_optuna_search(space, *, metric, mode, sampler, storage, run_name: str, max_epochs: int):
+def optuna_state(name: str):
+    import optuna
+
+    return optuna.trial.TrialState[name]
+
+
+def tracked_optuna_search(space, *, metric, mode, sampler, storage, run_name: str, max_epochs: int,
+                          arch_space=None, prune_stopped: bool = False):
     """An OptunaSearch on `storage` (see optuna_storage) under study_name(run_name), recording each
-    trial's attributes; drop-in for `OptunaSearch(space=…, metric=…, mode=…, sampler=…)`."""
-    return __getattr__("TrackedOptunaSearch")(space=space, metric=metric, mode=mode, sampler=sampler, storage=storage,
-                             study_name=study_name(run_name), max_epochs=max_epochs)
+    trial's attributes; drop-in for `OptunaSearch(space=…, metric=…, mode=…, sampler=…)`. With
+    `arch_space` (the SearchSpace), finished trials are also copied as architectures into
+    architecture_study.architecture_study_name(study_name(run_name)); `prune_stopped` makes trials ASHA
+    stopped PRUNED in the sampler's own study (for samplers that learn from PRUNED trials)."""
+    return __getattr__("TrackedOptunaSearch")(
+        space=space, metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name(run_name),
+        max_epochs=max_epochs, arch_space=arch_space, prune_stopped=prune_stopped)
 
 
 def _fail_orphans(study, known_numbers: set[int]) -> None:
