@@ -101,7 +101,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .data import accepts_data, shipped_dataset
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
-    from .tracking import tracking_callbacks
+    from .tracking import tensorboard_callbacks, tracking_callbacks
 
     space, budget, loc = resolve_space(settings), budget_of(settings), settings.location
     # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
@@ -117,7 +117,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     table = ResultsTable(loc, space.resolution, settings.max_epochs)
     callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s),
                  whole_gpu_retry(), LiveReport(loc),
-                 KeepBestCheckpoints(settings.keep_checkpoints)]  # after ResultsTable has recorded the trial
+                 KeepBestCheckpoints(settings.keep_checkpoints),  # after ResultsTable has recorded the trial
+                 *tensorboard_callbacks(space.shared, settings.max_epochs)]
     if resume:
         if not tune.Tuner.can_restore(loc.run_uri):
             raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume",
