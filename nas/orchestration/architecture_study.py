@@ -114,7 +114,8 @@ def mirror_trials(sampler_study, space: SearchSpace, metric_names: list[str], on
         pruned = attrs.get("outcome") == "stopped" and trial.values is not None
         try:
             decoded.add_trial(optuna.trial.create_trial(
-                state=optuna.trial.TrialState.PRUNED if pruned else trial.state, values=trial.values, params=params, distributions=dists,
+                state=optuna.trial.TrialState.PRUNED if pruned else trial.state, values=trial.values,
+                params=params, distributions=dists,
                 intermediate_values=trial.intermediate_values,
                 user_attrs={**attrs, "sampler_trial": trial.number}))
             added += 1

@@ -27,7 +27,8 @@ def test_the_optuna_study_holds_every_trial_with_its_values_and_resume_kept_it(k
     assert len(frame) == 3 and set(frame["outcome"]) <= {"completed", "stopped"}
     storage = tracking.optuna_storage(run_dir)
     # --resume: the same study, and beside it the trials as architectures (architecture_study)
-    assert optuna.get_all_study_names(storage) == [tracking.study_name(NAME), tracking.study_name(NAME) + "/architectures"]
+    names = [tracking.study_name(NAME), tracking.study_name(NAME) + "/architectures"]
+    assert optuna.get_all_study_names(storage) == names
     study = optuna.load_study(study_name=tracking.study_name(NAME), storage=storage)
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     # orphans of the killed driver (asked for, never run) may remain as FAIL "lost", nothing else

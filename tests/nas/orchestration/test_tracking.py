@@ -172,19 +172,24 @@ def test_searcher_survives_pickling_and_restore_on_the_same_journal(search, tmp_
     state = tmp_path / "searcher.pkl"
     fresh = tracking.tracked_optuna_search(
         toy_space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=1),
-        storage=tracking.optuna_storage(copy), run_name=RUN_NAME, max_epochs=MAX_EPOCHS)
+        storage=tracking.optuna_storage(copy), run_name=RUN_NAME, max_epochs=MAX_EPOCHS, arch_space=toy_arch_space())
     fresh.save(str(state))  # the state saved before "orphan" was asked
     restored = pickle.loads(pickle.dumps(fresh))
     restored.restore(str(state))
     config = restored.suggest("new")
-    restored.on_trial_result("new", {"val_accuracy": 0.5, "training_iteration": 1, "epoch": 1, "flops": 7})
-    restored.on_trial_complete("new", {"val_accuracy": 0.5, "training_iteration": 1, "epoch": 1, "flops": 7})
+    restored.on_trial_result("new", {"val_accuracy": 0.5, "training_iteration": 1, "epoch": 1, "flops_nominal": 7})
+    restored.on_trial_complete("new", {"val_accuracy": 0.5, "training_iteration": 1, "epoch": 1, "flops_nominal": 7})
     study = optuna.load_study(study_name=tracking.study_name(RUN_NAME), storage=tracking.optuna_storage(copy))
     new = [t for t in study.trials if t.user_attrs.get("ray_trial_id") == "new"]
-    assert len(new) == 1 and new[0].value == 0.5 and new[0].user_attrs["flops"] == 7
+    assert len(new) == 1 and new[0].value == 0.5 and new[0].user_attrs["flops_nominal"] == 7
     assert new[0].params["cardinality"] == config["arch"]["stages"][0]["cardinality"]
     orphan = [t for t in study.trials if t.user_attrs.get("ray_trial_id") == "orphan"]
     assert orphan[0].state == optuna.trial.TrialState.FAIL and orphan[0].user_attrs["outcome"] == "lost"
+    # the restored searcher goes on copying into the architectures study; the lost trial never trained
+    decoded = optuna.load_study(study_name=tracking.study_name(RUN_NAME) + "/architectures",
+                                storage=tracking.optuna_storage(copy))
+    ids = [t.user_attrs["ray_trial_id"] for t in decoded.trials]
+    assert ids.count("new") == 1 and "orphan" not in ids and len(ids) == TRIALS + 1
 
 
 def test_failed_trial_is_recorded_as_fail_with_its_last_epoch(tmp_path):
@@ -194,11 +199,16 @@ def test_failed_trial_is_recorded_as_fail_with_its_last_epoch(tmp_path):
         toy_space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=0),
         storage=tracking.optuna_storage(tmp_path), run_name="f", max_epochs=MAX_EPOCHS)
     searcher.suggest("t1")
-    searcher.on_trial_result("t1", {"val_accuracy": 0.3, "training_iteration": 2, "epoch": 2, "params": 9})
+    searcher.on_trial_result("t1", {"val_accuracy": 0.3, "training_iteration": 2, "epoch": 2, "params_nominal": 9})
     searcher.on_trial_complete("t1", error=True)
     (trial,) = tracking.load_study(tmp_path, "f").trials
     assert trial.state == optuna.trial.TrialState.FAIL
-    assert trial.user_attrs == {"ray_trial_id": "t1", "epochs": 2, "params": 9, "outcome": "error"}
+    from search_spaces import Architecture
+
+    attrs = dict(trial.user_attrs)
+    arch = Architecture.from_dict(json.loads(attrs.pop("arch")))  # what the encoded parameters built
+    assert attrs == {"ray_trial_id": "t1", "name": arch.describe(), "epochs": 2, "params_nominal": 9,
+                     "outcome": "error"}
 
 
 def test_bad_storage_is_a_domain_error_naming_the_flag(tmp_path):
@@ -260,9 +270,9 @@ def test_optuna_dashboard_lists_the_study_and_its_trials(search, search_process)
         (arch_study,) = [s for s in studies if s["study_name"] == tracking.study_name(RUN_NAME) + "/architectures"]
         detail = _get(f"http://127.0.0.1:{port}/api/studies/{arch_study['study_id']}")
         assert len(detail["trials"]) == TRIALS
-        assert {p["key"] for t in detail["trials"] for p in t["params"]} == {
+        assert {p["name"] for t in detail["trials"] for p in t["params"]} == {
             "cardinality", "width", "base_width", "depth_1", "depth_2", "depth_3"}
-        assert "val_accuracy" in json.dumps(detail.get("metric_names", arch_study.get("metric_names")))
+        assert detail["objective_names"] == ["val_accuracy"]  # the axis title, not "Objective 0"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -309,7 +319,8 @@ def test_mlflow_has_a_run_per_trial_with_epochs_and_architecture(search):
         arch = result.config["arch"]
         from search_spaces import Architecture
 
-        assert run.info.run_name == f"{Architecture.from_dict(arch).describe()} {tid}" == f"{run.data.params['name']} {tid}"
+        name = Architecture.from_dict(arch).describe()
+        assert run.info.run_name == f"{name} {tid}" and run.data.params["name"] == name
         assert run.data.params["cardinality"] == str(arch["stages"][0]["cardinality"])
         assert not any(k.endswith(("_index", "_pos")) for k in run.data.params)  # no sampler encodings
         # the numbers people read, one name each (schema.COST_COLUMNS); no config/*, pid, done, ...
