@@ -298,7 +298,8 @@ def sweep_table(run_dir: Path) -> list[dict]:
     for (c, w), g in frame.groupby(["cardinality", "width"]):
         acc = g["best_val_accuracy"].dropna()
         rows.append({"cardinality": int(c), "width": int(w), "name": str(g["name"].iloc[0]),
-                     "params": int(g["params"].iloc[0]), "flops": int(g["flops"].iloc[0]), "seeds": len(g),
+                     "params_nominal": int(g["params_nominal"].iloc[0]),
+                     "flops_nominal": int(g["flops_nominal"].iloc[0]), "seeds": len(g),
                      "epochs": sorted(int(e) for e in g["epochs"].fillna(0).unique()),
                      "val_accuracy_mean": float(acc.mean()) if len(acc) else None,
                      "val_accuracy_std": float(acc.std()) if len(acc) > 1 else None,

@@ -251,7 +251,7 @@ def stage_maps_line(arch, resolution: int) -> str:
 def print_summary(summary: dict) -> None:
     print(f"\nBest: {summary.get('best', 'none')}"
           + (f"  val accuracy {100 * summary['best_val_accuracy']:.1f}%" if "best" in summary else ""))
-    for key in ("best_json", "report", "optuna_storage", "mlflow"):
+    for key in ("best_json", "report", "optuna_storage", "optuna_dashboard", "mlflow", "mlflow_ui"):
         if key in summary:
             print(f"{key.replace('_', ' ')}: {summary[key]}")
     print(f"trials: {summary['trials_csv']}")

@@ -277,13 +277,16 @@ class _Trainer:
     def build(cls, arch: Architecture, config: TrainConfig, device: torch.device, data: _Data) -> _Trainer:
         """The seeded model for `data`'s dataset, its optimiser and schedule, fresh progress."""
         ds = data.dataset
+        nominal = complexity(arch, config.budget_resolution)  # the architecture as given, where the budget is
         arch = with_io(arch, in_channels=ds.in_channels, num_classes=ds.num_classes)
         cuda = device.type == "cuda"
         train_res = config.train_resolution or ds.resolution
+        trained = complexity(arch, train_res)  # the model as trained: the dataset's channels, classes, size
         static = {
-            "flops": complexity(arch, config.budget_resolution).flops,
-            "flops_train": complexity(arch, train_res).flops,
-            "params": complexity(arch, train_res).params,
+            # One vocabulary in every file and tool (nas.rundir.schema.COST_COLUMNS): *_nominal is what the
+            # budget counts, *_trained what this trial's model costs.
+            "flops_nominal": nominal.flops, "params_nominal": nominal.params,
+            "flops_trained": trained.flops, "params_trained": trained.params,
             # The resolved recipe, so that results tables say what trained even when nothing was overridden
             # ("lr" in the metrics is the epoch's scheduled rate, which cosine decay takes towards 0).
             "peak_lr": config.lr,

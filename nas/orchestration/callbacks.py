@@ -25,7 +25,7 @@ from ray.tune import Callback
 from search_spaces import Architecture, complexity
 
 from ..rundir.location import RunLocation, ThrottledWriter
-from ..rundir.schema import EPOCH_COLUMNS, EPOCHS_CSV, TRIAL_COLUMNS, TRIALS_CSV, json_value
+from ..rundir.schema import EPOCH_COLUMNS, EPOCHS_CSV, RENAMED_COLUMNS, TRIAL_COLUMNS, TRIALS_CSV, json_value
 
 
 def finished_outcome(result: dict, max_epochs: int) -> str:
@@ -50,8 +50,8 @@ def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
         "depth_total": sum(arch.depths),
         "cardinalities": ",".join(map(str, arch.cardinalities)),
         "group_widths": ",".join(map(str, arch.group_widths)),
-        "flops": cx.flops,
-        "params": cx.params,
+        "flops_nominal": cx.flops,  # what the budget counts (schema.COST_COLUMNS); the trial reports *_trained
+        "params_nominal": cx.params,
         "arch": json.dumps(arch.to_dict(), separators=(",", ":")),
     }
     row.update({f"depth_{i + 1}": d for i, d in enumerate(arch.depths)})
@@ -114,6 +114,8 @@ class ResultsTable(Callback):
     def _load_existing(self) -> None:
         trials, epochs = _read_csv(self.location, TRIALS_CSV), _read_csv(self.location, EPOCHS_CSV)
         if trials is not None:
+            # a run from before schema.COST_COLUMNS goes on with the names of now
+            trials = trials.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if v not in trials})
             for row in trials.to_dict("records"):
                 self.rows[str(row["trial_id"])] = {k: json_value(v) for k, v in row.items()}
         if epochs is not None:
@@ -231,7 +233,7 @@ class ResultsTable(Callback):
                 "epochs": result.get("epoch", result.get("training_iteration")),
                 "images_per_second": sum(speeds) / len(speeds) if speeds else None,
                 "seconds": result.get("seconds"),
-                "flops_train": result.get("flops_train"),
+                **{k: result.get(k) for k in ("flops_trained", "params_trained")},
             })
             # What the trial resolved (trials.loop reports its recipe), when the config left it unset.
             for column, key in (("lr", "peak_lr"), ("batch_size", "batch_size")):
@@ -277,7 +279,7 @@ def format_progress(frame: pd.DataFrame, elapsed: float, limit: int = 20) -> str
         epoch = "" if pd.isna(row.epochs) else str(int(row.epochs))
         speed = "" if pd.isna(row.images_per_second) else f"{float(row.images_per_second):.0f}"
         lines.append(f"  {str(row.trial_id)[-18:]:<18} {row.outcome:<9} {int(row.cardinality):>3} "
-                     f"{int(row.width):>4} {row.depths:<12} {float(row.flops) / 1e9:>6.2f} {epoch:>5} "
+                     f"{int(row.width):>4} {row.depths:<12} {float(row.flops_nominal) / 1e9:>6.2f} {epoch:>5} "
                      f"{acc:>7} {speed:>6}")
     if len(frame) > limit:
         lines.append(f"  ... {len(frame) - limit} more in {TRIALS_CSV}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ from typing import Any
 from trials import label_process, process_title
 
 from ..errors import SettingError
+from ..rundir.schema import COST_COLUMNS
 
 JOURNAL_FILE = "optuna.journal"
 # Tune result keys recorded on each Optuna trial (the first epoch's static figures and the last epoch's).
-TRIAL_ATTRS = ("flops", "flops_train", "params", "epoch", "status", "reason", "images_per_second", "seconds")
+TRIAL_ATTRS = (*COST_COLUMNS, "epoch", "status", "reason", "images_per_second", "seconds")
 TENSORBOARD_TAG = "ray/tune/{metric}"  # what Ray's TBXLoggerCallback names a reported metric
 TRIAL_RUN_TAG = "trial_id"
 PARENT_RUN_TAG = "nas.run_dir"
@@ -105,13 +107,21 @@ def trial_outcome(result: dict | None, max_epochs: int, error: bool = False) -> 
 def _searcher_class():
     from ray.tune.search.optuna import OptunaSearch
 
-    class TrackedOptunaSearch(OptunaSearch):
-        """OptunaSearch whose trials carry their Tune id, FLOPs, params, epochs and outcome as user
-        attributes (visible in optuna-dashboard and `study.trials_dataframe()`)."""
+    from .architecture_study import ARCH_ATTR, NAME_ATTR, mirror_trials
+    from .architecture_study import name_metrics as _name_metrics
 
-        def __init__(self, *args, max_epochs: int, references=(), **kwargs) -> None:
+    class TrackedOptunaSearch(OptunaSearch):
+        """OptunaSearch whose trials carry their Tune id, architecture, FLOPs, params, epochs and outcome as
+        user attributes (visible in optuna-dashboard and `study.trials_dataframe()`), whose metric is
+        named, whose ASHA-stopped trials are PRUNED (`prune_stopped`), and whose finished trials are
+        copied as architectures into `nas-<run>/architectures` (architecture_study; with `space`)."""
+
+        def __init__(self, *args, max_epochs: int, references=(), arch_space=None, prune_stopped: bool = False,
+                     **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._max_epochs = max_epochs
+            self._arch_space = arch_space
+            self._prune_stopped = prune_stopped
             self._last_results: dict[str, dict] = {}  # a failed trial's complete call has no result
             # The reference designs: enqueued (as Tune's points_to_evaluate would be) so they are asked
             # first and count within num_samples, but with user attributes, which the define-by-run space
@@ -119,12 +129,27 @@ def _searcher_class():
             for ref in references:
                 self._ot_study.enqueue_trial(ref.params, user_attrs={"role": "reference", "reference": ref.name})
 
+        @property
+        def _metric_names(self) -> list[str]:
+            return list(self.metric) if isinstance(self.metric, list) else [self.metric]
+
+        def _setup_study(self, mode) -> None:
+            super()._setup_study(mode)
+            # optuna-dashboard labels the objective with it ("Objective 0" without)
+            if self._storage is not None and self._ot_study.metric_names is None:
+                _name_metrics(self._ot_study, self._metric_names)
+
         def suggest(self, trial_id: str):
             config = super().suggest(trial_id)
             # _ot_trials is OptunaSearch's map Tune id -> Optuna trial (stable since Ray 2.0).
             ot_trial = self._ot_trials.get(trial_id)
             if ot_trial is not None and config is not None:
                 ot_trial.set_user_attr("ray_trial_id", trial_id)
+                if isinstance(config.get("arch"), dict):  # what the encoded parameters built
+                    from search_spaces import Architecture
+
+                    ot_trial.set_user_attr(NAME_ATTR, Architecture.from_dict(config["arch"]).describe())
+                    ot_trial.set_user_attr(ARCH_ATTR, json.dumps(config["arch"], separators=(",", ":")))
             return config
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -143,35 +168,67 @@ def _searcher_class():
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             ot_trial = self._ot_trials.get(trial_id)
-            if ot_trial is not None and trial_id not in self._completed_trials:
-                previous = self._last_results.pop(trial_id, {})
-                last = {**previous, **{k: result[k] for k in TRIAL_ATTRS if result and k in result}}
-                attrs = {("epochs" if k == "epoch" else k): v for k, v in last.items()
-                         if v is not None and k != "_step"}
-                attrs["outcome"] = trial_outcome(last, self._max_epochs, error)
+            if ot_trial is None or trial_id in self._completed_trials:
+                super().on_trial_complete(trial_id, result=result, error=error)
+                return
+            previous = self._last_results.pop(trial_id, {})
+            last = {**previous, **{k: result[k] for k in TRIAL_ATTRS if result and k in result}}
+            attrs = {("epochs" if k == "epoch" else k): v for k, v in last.items() if v is not None and k != "_step"}
+            attrs["outcome"] = trial_outcome(last, self._max_epochs, error)
+            reported = False
+            try:
+                self._report_final(ot_trial, trial_id, result, previous)
+                reported = not isinstance(self.metric, list)
+                for key, value in attrs.items():
+                    ot_trial.set_user_attr(key, value)
+            except Exception as exc:  # e.g. the trial was finished by an earlier driver
+                logging.getLogger(__name__).warning("optuna attrs of %s not saved: %s", trial_id, exc)
+            if getattr(self, "_prune_stopped", False) and reported and attrs["outcome"] == "stopped":
+                # Its value is its last epoch's (Optuna takes the last intermediate value), as before; TPE
+                # ranks PRUNED trials after the COMPLETE ones, by step then value (optuna 5 _split_trials).
                 try:
-                    self._report_final(ot_trial, trial_id, result, previous)
-                    for key, value in attrs.items():
-                        ot_trial.set_user_attr(key, value)
-                except Exception as exc:  # e.g. the trial was finished by an earlier driver
-                    import logging
+                    self._ot_study.tell(ot_trial, state=optuna_state("PRUNED"))
+                except Exception as exc:  # as OptunaSearch does
+                    logging.getLogger(__name__).warning(exc)
+                self._completed_trials.add(trial_id)
+            else:
+                super().on_trial_complete(trial_id, result=result, error=error)
+            self._mirror(ot_trial.number)
 
-                    logging.getLogger(__name__).warning("optuna attrs of %s not saved: %s", trial_id, exc)
-            super().on_trial_complete(trial_id, result=result, error=error)
+        def _mirror(self, number: int | None = None) -> None:
+            space = getattr(self, "_arch_space", None)  # None in a searcher pickled before it existed
+            if space is None or self._storage is None or self._ot_study is None:
+                return
+            try:
+                mirror_trials(self._ot_study, space, self._metric_names, only=number)
+            except Exception as exc:  # the decoded study is a view: it must never stop the search
+                logging.getLogger(__name__).warning("architecture study not updated: %s", exc)
 
         def restore(self, checkpoint_path: str) -> None:
             super().restore(checkpoint_path)
             _fail_orphans(self._ot_study, {t.number for t in self._ot_trials.values()})
+            self._mirror()  # trials a killed driver finished but had not copied yet
 
     return TrackedOptunaSearch
 
 
-def tracked_optuna_search(space, *, metric, mode, sampler, storage, run_name: str, max_epochs: int, references=()):
+def optuna_state(name: str):
+    import optuna
+
+    return optuna.trial.TrialState[name]
+
+
+def tracked_optuna_search(space, *, metric, mode, sampler, storage, run_name: str, max_epochs: int,
+                          references=(), arch_space=None, prune_stopped: bool = False):
     """An OptunaSearch on `storage` (see optuna_storage) under study_name(run_name), recording each
-    trial's attributes; drop-in for `OptunaSearch(space=…, metric=…, mode=…, sampler=…)`. `references`
+    trial's attributes; drop-in for `OptunaSearch(space=…, metric=…, mode=…, sampler=…)`. With
+    `arch_space` (the SearchSpace), finished trials are also copied as architectures into
+    architecture_study.architecture_study_name(study_name(run_name)); `prune_stopped` makes trials ASHA
+    stopped PRUNED in the sampler's own study (for samplers that learn from PRUNED trials). `references`
     (search_spaces.Reference) are enqueued first, marked `role` = reference in their user attributes."""
-    return __getattr__("TrackedOptunaSearch")(space=space, metric=metric, mode=mode, sampler=sampler, storage=storage,
-                             study_name=study_name(run_name), max_epochs=max_epochs, references=references)
+    return __getattr__("TrackedOptunaSearch")(
+        space=space, metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name(run_name),
+        max_epochs=max_epochs, references=references, arch_space=arch_space, prune_stopped=prune_stopped)
 
 
 def _fail_orphans(study, known_numbers: set[int]) -> None:
@@ -284,13 +341,32 @@ def log_parent_run(tracking_uri: str, run_id: str, run_dir: str | os.PathLike,
     return logged
 
 
-def _arch_params(config: dict) -> dict[str, Any]:
-    """The architecture's own columns (what a person compares runs by), from a trial's config."""
+# What a trial's MLflow run and TensorBoard HParams hold besides the architecture: its training settings
+# (config["train"], flattened) and these per-epoch numbers. Ray's callbacks log every key of every result
+# (config/* copies, pid, timestamp, done, should_checkpoint, ...) one MLflow call each: ~40 SQLite
+# transactions per epoch, 0.56 s, which Ray reports as a "performance bottleneck" (ecosystem review).
+TRIAL_METRICS = ("val_accuracy", "val_loss", "train_loss", "images_per_second", "epoch_seconds", "seconds", "lr",
+                 "epoch", *COST_COLUMNS)
+
+
+def trial_params(config: dict, shared: bool = True) -> dict[str, Any]:
+    """A trial's parameters for MLflow and TensorBoard: the architecture under trials.csv's names
+    (architecture_study.architecture_params), then its training settings as `train/<key>`."""
+    from .architecture_study import architecture_params
+
+    params = architecture_params(config["arch"], shared) if "arch" in config else {}
+    params.update({f"train/{k}": v for k, v in (config.get("train") or {}).items()
+                   if isinstance(v, str | bool | int | float)})
+    return params
+
+
+def trial_run_name(trial) -> str:
+    """An MLflow run's name: the architecture, then the Tune trial id (one architecture can recur)."""
     from search_spaces import Architecture
 
-    arch = Architecture.from_dict(config["arch"])
-    return {"name": arch.describe(), "cardinality": arch.stages[0].cardinality,
-            "width": arch.stages[0].group_width, "depths": ",".join(map(str, arch.depths))}
+    if "arch" not in trial.config:
+        return str(trial)
+    return f"{Architecture.from_dict(trial.config['arch']).describe()} {trial.trial_id}"
 
 
 @functools.cache
@@ -298,42 +374,139 @@ def _mlflow_logger_class():
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     class TrialMLflowLogger(MLflowLoggerCallback):
-        """Ray's MLflow callback, plus the architecture as params and JSON artifact, nesting under the
-        search's parent run, and one MLflow run per trial across resumes."""
+        """Ray's MLflow callback, with each trial's run named by its architecture and holding the
+        architecture's own parameters (trial_params) and JSON artifact, nested under the search's parent
+        run, one run per trial across resumes, each epoch's metrics (TRIAL_METRICS) in one batched call,
+        and the trial's outcome as the tag `outcome` (`stopped`: ASHA cut it short)."""
 
-        def __init__(self, tracking_uri: str, *, experiment_name: str, parent_run_id: str | None = None):
+        def __init__(self, tracking_uri: str, *, experiment_name: str, parent_run_id: str | None = None,
+                     shared: bool = True, max_epochs: int | None = None):
             tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else None
             super().__init__(tracking_uri, experiment_name=experiment_name, tags=tags)
+            self.shared, self.max_epochs = shared, max_epochs
 
         def log_trial_start(self, trial) -> None:
+            from mlflow.entities import Param
+
+            if trial in self._trial_runs:
+                return
             client = _client(self.tracking_uri)
-            new = trial not in self._trial_runs
-            if new:
-                found = client.search_runs([self.mlflow_util.experiment_id], max_results=1,
-                                           filter_string=f"tags.{TRIAL_RUN_TAG} = '{trial.trial_id}'")
-                if found:  # a resumed search: the same trial goes on in the same run
-                    self._trial_runs[trial] = found[0].info.run_id
-                    client.update_run(found[0].info.run_id, status="RUNNING")
-                    new = False
-            self.tags = {**(self.tags or {}), TRIAL_RUN_TAG: trial.trial_id}
-            super().log_trial_start(trial)
-            if new and "arch" in trial.config:
-                run_id = self._trial_runs[trial]
-                for key, value in _arch_params(trial.config).items():
-                    client.log_param(run_id, f"arch.{key}", value)
+            found = client.search_runs([self.mlflow_util.experiment_id], max_results=1,
+                                       filter_string=f"tags.{TRIAL_RUN_TAG} = '{trial.trial_id}'")
+            if found:  # a resumed search: the same trial goes on in the same run
+                self._trial_runs[trial] = found[0].info.run_id
+                client.update_run(found[0].info.run_id, status="RUNNING")
+                return
+            tags = {**(self.tags or {}), TRIAL_RUN_TAG: trial.trial_id, "trial_name": str(trial)}
+            run = client.create_run(self.mlflow_util.experiment_id, run_name=trial_run_name(trial), tags=tags)
+            self._trial_runs[trial] = run_id = run.info.run_id
+            params = trial_params(trial.config, self.shared)
+            client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+            if "arch" in trial.config:
                 client.log_text(run_id, json.dumps(trial.config["arch"], indent=2), "architecture.json")
+
+        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+            import time
+
+            from mlflow.entities import Metric
+
+            step = result.get("training_iteration") or 0
+            now = int(time.time() * 1000)
+            metrics = [Metric(k, float(result[k]), now, step) for k in TRIAL_METRICS
+                       if isinstance(result.get(k), int | float) and not isinstance(result.get(k), bool)]
+            if metrics and trial in self._trial_runs:
+                _client(self.tracking_uri).log_batch(self._trial_runs[trial], metrics=metrics)
+
+        def log_trial_end(self, trial, failed: bool = False) -> None:
+            run_id = self._trial_runs.get(trial)
+            if run_id is None:
+                return
+            client = _client(self.tracking_uri)
+            outcome = trial_outcome(trial.last_result, self.max_epochs or 0, failed) if self.max_epochs else None
+            if outcome:
+                client.set_tag(run_id, "outcome", outcome)
+            client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
     return TrialMLflowLogger
 
 
 def mlflow_callbacks(tracking_uri: str, experiment_name: str, parent_run_id: str | None = None,
-                     run_dir: str | os.PathLike | None = None) -> list:
+                     run_dir: str | os.PathLike | None = None, shared: bool = True,
+                     max_epochs: int | None = None) -> list:
     """Tune callbacks for `--log mlflow`: add them to RunConfig(callbacks=[...]). With `run_dir`, a new
-    experiment keeps its artifacts there (start_parent_run does the same)."""
+    experiment keeps its artifacts there (start_parent_run does the same). `shared`: the space's C and d
+    are shared by all stages (architecture_params' names); `max_epochs` lets each run say its outcome."""
     if run_dir is not None:
         _experiment_id(_client(tracking_uri), experiment_name, run_dir)
     logger = __getattr__("TrialMLflowLogger")
-    return [logger(tracking_uri, experiment_name=experiment_name, parent_run_id=parent_run_id)]
+    return [logger(tracking_uri, experiment_name=experiment_name, parent_run_id=parent_run_id, shared=shared,
+                   max_epochs=max_epochs)]
+
+
+def mlflow_view_command(tracking_uri: str) -> str:
+    """How to open a search's MLflow runs: the UI needs the full `mlflow` package (mlflow-skinny, enough
+    to log, ships no UI: its `mlflow ui` answers that index.html is missing; checked with 3.17.2)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri
+    return f"mlflow ui --backend-store-uri {tracking_uri}  (pip install mlflow)"
+
+
+# --- TensorBoard HParams ------------------------------------------------------------------------------------
+
+@functools.cache
+def _tbx_logger_class():
+    from ray.tune.logger import TBXLoggerCallback
+
+    class TrialTBXLogger(TBXLoggerCallback):
+        """Ray's TensorBoard logger (it replaces Tune's default one), whose HParams are the architecture's
+        own parameters (trial_params: C, d, base width, depths, name), the outcome (`stopped`: ASHA cut it
+        short) and the epochs trained, instead of the whole flattened config (the sampler's encodings,
+        constant `arch/*` fields, and no C or d: `arch/stages` is a list)."""
+
+        def __init__(self, shared: bool = True, max_epochs: int | None = None) -> None:
+            super().__init__()
+            self.shared, self.max_epochs = shared, max_epochs
+
+        def _try_log_hparams(self, trial, result: dict) -> None:
+            from tensorboardX.summary import hparams
+
+            params = trial_params(trial.config, self.shared)
+            last = trial.last_result or {}
+            if self.max_epochs:
+                params["outcome"] = trial_outcome(last, self.max_epochs)
+            params["epochs"] = int(last.get("epoch", last.get("training_iteration", 0)) or 0)
+            metrics = {k: v for k, v in result.items() if k.removeprefix("ray/tune/") in TRIAL_METRICS}
+            try:
+                for summary in hparams(hparam_dict=params, metric_dict=metrics):
+                    self._trial_writer[trial].file_writer.add_summary(summary)
+            except Exception as exc:  # as Ray's: HParams must not stop the search
+                logging.getLogger(__name__).warning("TensorBoard hparams of %s not logged: %s", trial, exc)
+
+    return TrialTBXLogger
+
+
+def tensorboard_callbacks(shared: bool = True, max_epochs: int | None = None) -> list:
+    """Tune's TensorBoard logger with the architecture as HParams (replaces Tune's default one)."""
+    return [__getattr__("TrialTBXLogger")(shared=shared, max_epochs=max_epochs)]
+
+
+def tensorboard_hparams(trial_dir: str | os.PathLike) -> dict[str, Any]:
+    """The HParams a trial's event files hold (name -> value), read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    for raw in content.values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(raw)
+        if data.HasField("session_start_info"):
+            out = {}
+            for name, value in data.session_start_info.hparams.items():
+                kind = value.WhichOneof("kind")
+                out[name] = getattr(value, kind) if kind else None
+            return out
+    return {}
 
 
 # --- a search's tracking, set up and closed (the driver's calls) -----------------------------------------
@@ -375,8 +548,11 @@ def tracking_callbacks(settings) -> list:
     uri = search_mlflow_uri(settings)
     if uri is None:
         return []
+    from .plan import resolve_space
+
     parent = start_parent_run(uri, settings.name, settings.run_dir, params=asdict(settings))
-    return mlflow_callbacks(uri, settings.name, parent, run_dir=settings.run_dir)
+    return mlflow_callbacks(uri, settings.name, parent, run_dir=settings.run_dir,
+                            shared=resolve_space(settings).shared, max_epochs=settings.max_epochs)
 
 
 def finish_tracking(settings, summary: dict[str, Any], log=print, trial_ids: set[str] | None = None) -> dict[str, Any]:
@@ -386,6 +562,7 @@ def finish_tracking(settings, summary: dict[str, Any], log=print, trial_ids: set
         target = settings.optuna_storage or settings.location.local_dir
         if target:
             out["optuna_storage"] = storage_url(target)
+            out["optuna_dashboard"] = f"optuna-dashboard {storage_url(target)}  (pip install optuna-dashboard)"
     uri = search_mlflow_uri(settings)
     if uri is not None:
         try:
@@ -393,11 +570,30 @@ def finish_tracking(settings, summary: dict[str, Any], log=print, trial_ids: set
             parent = start_parent_run(uri, settings.name, settings.run_dir)
             if trial_ids is not None:
                 _close_lost_mlflow_runs(uri, parent, trial_ids)
+            _log_best_model(uri, parent, settings.location, summary, log)
             log_parent_run(uri, parent, settings.run_dir, metrics=metrics)
-            out["mlflow"] = uri
+            out["mlflow"], out["mlflow_ui"] = uri, mlflow_view_command(uri)
         except Exception as exc:  # a tracking server's failure must not lose a finished search
             log(f"warning: MLflow parent run not updated: {exc}")
     return out
+
+
+def _log_best_model(uri: str, parent: str, location, summary: dict[str, Any], log=print) -> None:
+    """The best trial's export (arch.json, metrics.json, weights.safetensors where its checkpoint was kept)
+    as the parent run's artifact folder `best_model`: nas.export's rank 1, written to a temporary folder."""
+    import tempfile
+
+    if "best_trial" not in summary:
+        return
+    from ..report import export_top
+
+    with tempfile.TemporaryDirectory(prefix="nas_best_") as tmp:
+        try:
+            (arch_json,) = export_top(location, top=1, out=tmp)
+        except Exception as exc:  # no checkpoint, no safetensors: the rest of the run is still logged
+            log(f"warning: MLflow: best model not logged ({exc})")
+            return
+        _client(uri).log_artifacts(parent, str(Path(arch_json).parent), "best_model")
 
 
 def _close_lost_mlflow_runs(uri: str, parent: str, trial_ids: set[str]) -> None:
@@ -425,7 +621,8 @@ def dashboard_line(url: str, token_path: str | os.PathLike | None = None) -> str
 def __getattr__(name: str):
     # The Ray-derived classes are built on first use (importing this module stays cheap) but live at
     # module level under their own names, so plain pickle (Ray's searcher state) finds them by reference.
-    makers = {"TrackedOptunaSearch": _searcher_class, "TrialMLflowLogger": _mlflow_logger_class}
+    makers = {"TrackedOptunaSearch": _searcher_class, "TrialMLflowLogger": _mlflow_logger_class,
+              "TrialTBXLogger": _tbx_logger_class}
     if name not in makers:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     cls = makers[name]()
@@ -437,7 +634,7 @@ __all__ = [
     "JOURNAL_FILE", "TrackingError", "check_new_study", "check_tracking", "dashboard_command", "finish_tracking",
     "search_mlflow_uri", "tracking_callbacks", "dashboard_line", "label_process", "load_study",
     "process_title",
-    "log_parent_run", "mlflow_callbacks", "mlflow_tracking_uri", "optuna_storage", "parse_log",
-    "start_parent_run", "storage_url", "study_name", "tensorboard_scalars", "tracked_optuna_search",
-    "trial_outcome",
+    "log_parent_run", "mlflow_callbacks", "mlflow_tracking_uri", "mlflow_view_command", "optuna_storage",
+    "parse_log", "start_parent_run", "storage_url", "study_name", "tensorboard_callbacks", "tensorboard_hparams",
+    "tensorboard_scalars", "tracked_optuna_search", "trial_outcome", "trial_params", "trial_run_name",
 ]

@@ -45,21 +45,39 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
                                                   n_startup_trials=startup),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup,
-                                                      warn_independent_sampling=False),
+        # consider_pruned_trials: CMA-ES learns from ASHA-stopped (PRUNED) trials at their last epoch's value,
+        # as it did when they were COMPLETE (an experimental argument in optuna 5: its warning is silenced)
+        "cmaes": lambda: _quiet(lambda: optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=startup, warn_independent_sampling=False, consider_pruned_trials=True)),
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
     }
     metric, mode = ("val_accuracy", "max")
     if settings.objective == "accuracy,flops":
-        metric, mode = ["val_accuracy", "flops"], ["max", "min"]
+        metric, mode = ["val_accuracy", "flops_nominal"], ["max", "min"]
     # The study lives in RUN_DIR/optuna.journal (or --optuna-storage): optuna-dashboard reads it live. A run
     # on an object store keeps its study only where --optuna-storage points (a journal needs a filesystem).
     target = settings.optuna_storage or settings.location.local_dir
     storage = optuna_storage(target) if target else None
     # metric/mode go to OptunaSearch itself: a define-by-run space ignores TuneConfig's (ray 2.60).
+    # ASHA-stopped trials are PRUNED in the sampler's study for the samplers that learn from PRUNED trials
+    # (TPE ranks them after the completed ones; random ignores values); NSGA-II learns from COMPLETE ones
+    # only, so there they stay COMPLETE and are PRUNED in the architectures study alone.
+    prune = settings.sampler in ("tpe", "random", "cmaes") and not isinstance(metric, list)
     return tracked_optuna_search(_WithTrain(FeasibleSampler(space, budget), train), metric=metric, mode=mode,
                                  sampler=samplers[settings.sampler](), storage=storage, run_name=settings.name,
-                                 max_epochs=settings.max_epochs, references=references)
+                                 max_epochs=settings.max_epochs, references=references, arch_space=space,
+                                 prune_stopped=prune)
+
+
+def _quiet(make):
+    """`make()` without Optuna's ExperimentalWarning."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return make()
 
 
 def make_scheduler(settings: SearchSettings):
@@ -88,7 +106,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .data import accepts_data, shipped_dataset
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
-    from .tracking import tracking_callbacks
+    from .tracking import tensorboard_callbacks, tracking_callbacks
 
     skip_callback_telemetry_when_off()
     space, budget, loc = resolve_space(settings), budget_of(settings), settings.location
@@ -105,7 +123,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     table = ResultsTable(loc, space.resolution, settings.max_epochs)
     callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s),
                  whole_gpu_retry(), LiveReport(loc),
-                 KeepBestCheckpoints(settings.keep_checkpoints)]  # after ResultsTable has recorded the trial
+                 KeepBestCheckpoints(settings.keep_checkpoints),  # after ResultsTable has recorded the trial
+                 *tensorboard_callbacks(space.shared, settings.max_epochs)]
     if resume:
         if not tune.Tuner.can_restore(loc.run_uri):
             raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume",

@@ -20,7 +20,7 @@ from typing import Any
 from search_spaces import Architecture, build_model, save_architecture, with_io
 
 from ..rundir.location import RunLocation
-from ..rundir.schema import EXPORT, json_value
+from ..rundir.schema import COST_COLUMNS, EXPORT, json_value
 from .deploy import EXPORT_EXTRA, DeployError, check_formats, export_model, has_safetensors, save_weights
 from .run_data import RunData, RunDataError, load_run, run_location, safe_name
 
@@ -28,7 +28,7 @@ DEFAULT_TOP = 5
 # The weights are the trial's last checkpoint (its final epoch): `val_accuracy` describes them; `accuracy`
 # (best_val_accuracy, at any epoch) is what the trial was ranked by.
 METRICS = ("outcome", "accuracy", "val_accuracy", "best_val_accuracy", "val_loss", "train_loss", "epochs",
-           "flops", "flops_train", "params", "images_per_second", "seconds", "seed", "lr", "batch_size")
+           *COST_COLUMNS, "images_per_second", "seconds", "seed", "lr", "batch_size")
 _RANK_DIR = re.compile(r"rank\d+_.+")
 
 
@@ -121,8 +121,9 @@ def _write_export(run: RunData, ranked, out: Path, formats: Sequence[str] = ()) 
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         index.append({
             "rank": rank, "trial_id": row["trial_id"], "name": row["name"], "outcome": row["outcome"],
-            "accuracy": json_value(row["accuracy"]), "flops": json_value(row["flops"]),
-            "params": json_value(row["params"]), "arch": str(arch_path.relative_to(out)),
+            "accuracy": json_value(row["accuracy"]),
+            **{c: json_value(row[c]) for c in ("flops_nominal", "params_nominal")},
+            "arch": str(arch_path.relative_to(out)),
             "metrics": str((folder / "metrics.json").relative_to(out)),
             "weights": str(weights.relative_to(out)) if weights else None,
             **({"models": {f: f"{folder.name}/{m['file']}" for f, m in models.items()}} if formats else {}),

@@ -175,8 +175,8 @@ def top_table(run: RunData, arch_links: dict[str, str], top: int) -> str:
     head = f"<section id='top-k'><h2>Top {top} architectures</h2>"
     if ranked.empty:
         return head + "<p class='note'>No trial has reported an accuracy yet.</p></section>"
-    cols = ["rank", "architecture", "JSON", "trial", "outcome", "accuracy %", "error %", "GFLOPs", "M params",
-            "images/s", "epochs", "C", "d", "depths", "seed"]
+    cols = ["rank", "architecture", "JSON", "trial", "outcome", "accuracy %", "error %", "flops_nominal (G)",
+            "params_nominal (M)", "images/s", "epochs", "C", "d", "depths", "seed"]
     rows = []
     for rank, (_, r) in enumerate(ranked.iterrows(), start=1):
         link = arch_links.get(r["trial_id"])
@@ -242,7 +242,7 @@ def failed_table(run: RunData) -> str:
     return (f"{head}<p class='caption'>{len(failed)} trial(s) ended as {', '.join(FAILED)}: they are not "
             "plotted as accuracies (a diverged trial's accuracy is chance level, an out-of-memory one has "
             "none).</p><table><thead><tr><th class='l'>trial</th><th class='l'>architecture</th>"
-            "<th class='l'>outcome</th><th>GFLOPs</th><th>M params</th><th>epochs</th>"
+            "<th class='l'>outcome</th><th>flops_nominal (G)</th><th>params_nominal (M)</th><th>epochs</th>"
             f"<th class='l'>reason</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 

@@ -33,6 +33,7 @@ from ..rundir.schema import (
     FAILED,
     MEASURED,
     OUTCOMES,
+    RENAMED_COLUMNS,
     SEARCH_JSON,
     TRIAL_COLUMNS,
     TRIALS_CSV,
@@ -206,7 +207,7 @@ def parse_arch(text: Any) -> Architecture | None:
 def normalize_trials(raw: pd.DataFrame, warnings: list[str] | None = None) -> pd.DataFrame:
     """The contract's columns with their dtypes, plus derived columns used by the report."""
     warnings = [] if warnings is None else warnings
-    df = raw.copy()
+    df = raw.rename(columns={old: new for old, new in RENAMED_COLUMNS.items() if new not in raw.columns})
     if "trial_id" not in df.columns:
         df["trial_id"] = [f"row{i}" for i in range(len(df))]
     for col in STR_COLUMNS:
@@ -258,8 +259,8 @@ def normalize_trials(raw: pd.DataFrame, warnings: list[str] | None = None) -> pd
     # plotly); `accuracy` is what the report ranks by: the best validation accuracy seen.
     df["accuracy"] = df["best_val_accuracy"].fillna(df["val_accuracy"])
     df["error"] = 100.0 * (1.0 - df["accuracy"])
-    df["gflops"] = df["flops"] / 1e9
-    df["mparams"] = df["params"] / 1e6
+    df["gflops"] = df["flops_nominal"] / 1e9
+    df["mparams"] = df["params_nominal"] / 1e6
     return df.reset_index(drop=True)
 
 

@@ -27,11 +27,17 @@ VALIDATION_SUMMARY_CSV = "summary.csv"  # one row per architecture: mean, std, d
 # are read as floats with NaN for empty cells (pandas' nullable ints do not survive plotly). The search
 # adds `depth_<i>` (one per stage) and `param_<name>` (the searcher's parameters) after these.
 # `base_width` is the first stage's output width (256 in the paper's template; doubling per stage).
+# FLOPs and parameters have one vocabulary in trials.csv, the Tune results, Optuna, MLflow and TensorBoard
+# (COST_COLUMNS): `*_nominal` is the architecture the budget counts (the space's channels and classes at
+# its resolution, e.g. 3 and 1000 at 224x224), `*_trained` the model a trial trained (the dataset's
+# channels and classes at the training resolution).
+COST_COLUMNS = ("flops_nominal", "params_nominal", "flops_trained", "params_trained")
+# Runs written before that vocabulary: their column -> its name now (readers rename on load).
+RENAMED_COLUMNS = {"flops": "flops_nominal", "params": "params_nominal", "flops_train": "flops_trained"}
 TRIAL_COLUMNS: dict[str, type] = {
     "trial_id": str, "status": str, "outcome": str, "reason": str, "name": str, "cardinality": int,
     "width": int, "base_width": int, "depths": str, "depth_total": int, "cardinalities": str, "group_widths": str,
-    "flops": int,
-    "flops_train": int, "params": int, "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
+    **dict.fromkeys(COST_COLUMNS, int), "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
     "train_loss": float, "epochs": int, "images_per_second": float, "seconds": float, "seed": int,
     "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str, "role": str, "reference": str,
 }
@@ -77,7 +83,7 @@ def rank_key(outcome: Any, accuracy: Any, epochs: Any, flops: Any = None, trial_
 def rank_trials(frame: Any, accuracy: str = "best_val_accuracy") -> Any:
     """A trials.csv-like DataFrame sorted by rank_key, best first (its `accuracy` column may be another)."""
     columns = [frame[c] if c in frame else [None] * len(frame)
-               for c in ("outcome", accuracy, "epochs", "flops", "trial_id")]
+               for c in ("outcome", accuracy, "epochs", "flops_nominal", "trial_id")]
     keys = [rank_key(*row) for row in zip(*columns, strict=True)]
     return frame.iloc[sorted(range(len(frame)), key=keys.__getitem__)]
 
@@ -95,8 +101,9 @@ def json_value(value: Any) -> Any:
 
 
 __all__ = [
-    "ARCHITECTURES", "BEST_JSON", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED", "OTHER_COLOR",
-    "OUTCOMES", "OUTCOME_COLORS", "REPORT_HTML", "ROLES", "SEARCH_JSON", "TRIALS_CSV", "TRIALS_PARQUET",
-    "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "VALIDATION_SUMMARY_CSV", "columns_of",
+    "ARCHITECTURES", "BEST_JSON", "COST_COLUMNS", "EPOCHS_CSV", "EPOCH_COLUMNS", "EXPORT", "FAILED", "MEASURED",
+    "OTHER_COLOR", "OUTCOMES", "OUTCOME_COLORS", "RENAMED_COLUMNS", "REPORT_HTML", "ROLES", "SEARCH_JSON", "TRIALS_CSV",
+    "TRIALS_PARQUET", "TRIAL_COLUMNS", "VALIDATION", "VALIDATION_CSV", "VALIDATION_EPOCHS_CSV", "VALIDATION_SUMMARY_CSV",
+    "columns_of",
     "json_value", "rank_key", "rank_trials",
 ]

@@ -62,4 +62,4 @@ def killed_and_resumed(tmp_path_factory, search_process):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return {"port": port, "run_dir": run_dir, "uri": uri, "first_log": log.read_text(), "labels": labels,
             "before": before, "epochs_before": epochs_before, "live_report": live_report,
-            "study_before": study_before, "resumed": out.stdout}
+            "study_before": study_before, "resumed": out.stdout, "resumed_err": out.stderr}

@@ -19,7 +19,7 @@ BUDGET = Budget.parse("500MFLOPs")
 
 
 def assert_all_feasible(frame: pd.DataFrame) -> None:
-    for arch_json, flops in zip(frame["arch"], frame["flops"], strict=True):
+    for arch_json, flops in zip(frame["arch"], frame["flops_nominal"], strict=True):
         arch_flops = complexity(load_arch(arch_json), 224).flops
         assert arch_flops == flops and BUDGET.contains(flops)
 
@@ -44,6 +44,16 @@ def test_asha_stopped_some_trials_and_the_tables_agree(finished_search):
     assert (stopped["epochs"] < 3).all() and (frame[frame["outcome"] == "completed"]["epochs"] == 3).all()
     epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
     assert epochs.groupby("trial_id").size().to_dict() == dict(zip(frame["trial_id"], frame["epochs"], strict=True))
+    # Optuna agrees: ASHA's cuts are PRUNED (TPE's study and the architectures study alike), the rest COMPLETE
+    import optuna
+
+    from nas.orchestration import tracking
+
+    storage, name = tracking.optuna_storage(run_dir), tracking.study_name(run_dir.name)
+    expected = {row.trial_id: "PRUNED" if row.outcome == "stopped" else "COMPLETE" for row in frame.itertuples()}
+    for study_name in (name, f"{name}/architectures"):
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        assert {t.user_attrs["ray_trial_id"]: t.state.name for t in study.trials} == expected, study_name
 
 
 def test_best_json_is_the_best_trial_and_rebuilds_and_the_report_and_summary_are_written(finished_search):

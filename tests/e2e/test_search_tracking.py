@@ -26,7 +26,9 @@ def test_the_optuna_study_holds_every_trial_with_its_values_and_resume_kept_it(k
     epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
     assert len(frame) == 3 and set(frame["outcome"]) <= {"completed", "stopped"}
     storage = tracking.optuna_storage(run_dir)
-    assert optuna.get_all_study_names(storage) == [tracking.study_name(NAME)]  # --resume: the same study
+    # --resume: the same study, and beside it the trials as architectures (architecture_study)
+    names = [tracking.study_name(NAME), tracking.study_name(NAME) + "/architectures"]
+    assert optuna.get_all_study_names(storage) == names
     study = optuna.load_study(study_name=tracking.study_name(NAME), storage=storage)
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     # orphans of the killed driver (asked for, never run) may remain as FAIL "lost", nothing else
@@ -37,10 +39,12 @@ def test_the_optuna_study_holds_every_trial_with_its_values_and_resume_kept_it(k
         trial = by_id[row.trial_id]
         assert trial.value == pytest.approx(row.val_accuracy)
         assert trial.user_attrs["outcome"] == row.outcome and trial.user_attrs["epochs"] == row.epochs
-        # the trained model's figures (stem and classifier adapted to the dataset), as the trial reported them
+        # one vocabulary: the budget's figures (*_nominal) and the trained model's (*_trained) are the same
+        # numbers under the same names in trials.csv, the trial's results and Optuna
         last = json.loads((run_dir / f"trial_{row.trial_id}" / "result.json").read_text().splitlines()[-1])
-        assert trial.user_attrs["flops_train"] == row.flops_train == last["flops_train"]
-        assert (trial.user_attrs["flops"], trial.user_attrs["params"]) == (last["flops"], last["params"])
+        for column in ("flops_nominal", "params_nominal", "flops_trained", "params_trained"):
+            assert trial.user_attrs[column] == getattr(row, column) == last[column], column
+        assert row.flops_nominal > row.flops_trained and row.params_nominal > row.params_trained  # 1000 vs 10
         curve = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
         assert trial.intermediate_values == pytest.approx(dict(zip(curve["epoch"], curve["val_accuracy"],
                                                                      strict=True)))
@@ -48,6 +52,14 @@ def test_the_optuna_study_holds_every_trial_with_its_values_and_resume_kept_it(k
     ended_first = set(run["before"].loc[run["before"]["outcome"].isin(["completed", "stopped"]), "trial_id"])
     assert ended_first and all(by_id[tid].number == run["study_before"][tid] for tid in ended_first)
     assert f"optuna storage: {run_dir / tracking.JOURNAL_FILE}" in run["resumed"]
+    decoded = optuna.load_study(study_name=tracking.study_name(NAME) + "/architectures", storage=storage)
+    assert decoded.metric_names == study.metric_names == ["val_accuracy"]
+    arch_trials = {t.user_attrs["ray_trial_id"]: t for t in decoded.trials}
+    assert sorted(arch_trials) == sorted(frame["trial_id"])  # also those the killed driver finished
+    for row in frame.itertuples():
+        assert arch_trials[row.trial_id].params == {
+            "cardinality": row.cardinality, "width": row.width, "base_width": row.base_width,
+            **{f"depth_{i}": getattr(row, f"depth_{i}") for i in range(1, 5)}}
     # best.json is the best trial's, also for trials that ended after the resume
     best = frame.sort_values("best_val_accuracy", ascending=False).iloc[0]
     assert json.loads((run_dir / "best.json").read_text()) == json.loads(best["arch"])
@@ -68,6 +80,11 @@ def test_each_trial_is_an_mlflow_run_under_the_searchs_parent_run(killed_and_res
     assert {"best.json", "report.html"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(frame["best_val_accuracy"].max())
     assert parent.data.params["budget_flops"] == "150000000"
+    best_model = {a.path for a in client.list_artifacts(parent.info.run_id, "best_model")}
+    assert "best_model/arch.json" in best_model and "best_model/weights.safetensors" in best_model
+    assert f"mlflow ui: mlflow ui --backend-store-uri {run['uri']}" in run["resumed"]
+    # our MLflow logging is one batched call per epoch: Ray finds no callback slow
+    assert "`callbacks.on_trial_" not in run["first_log"] + run["resumed"] + run["resumed_err"]
     trial_runs = [r for r in runs if tracking.TRIAL_RUN_TAG in r.data.tags]
     # a trial the killed driver started but never recorded (Tune asks anew on resume) is closed as lost
     lost = [r for r in trial_runs if r.data.tags.get("outcome") == "lost"]
@@ -79,7 +96,9 @@ def test_each_trial_is_an_mlflow_run_under_the_searchs_parent_run(killed_and_res
     for row in frame.itertuples():
         child = children[row.trial_id]
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.data.params["arch.name"] == row.name and child.data.params["arch.depths"] == row.depths
+        assert child.data.params["name"] == row.name and child.info.run_name == f"{row.name} {row.trial_id}"
+        assert child.data.params["cardinality"] == str(row.cardinality) and child.data.tags["outcome"] == row.outcome
+        assert child.data.metrics["flops_nominal"] == row.flops_nominal
         history = client.get_metric_history(child.info.run_id, "val_accuracy")
         expected = epochs.loc[epochs["trial_id"] == row.trial_id, "val_accuracy"]
         assert sorted(m.value for m in history) == pytest.approx(sorted(expected))
@@ -94,6 +113,11 @@ def test_tensorboard_event_files_hold_every_trials_validation_accuracy_per_epoch
     for trial_id, curve in epochs.groupby("trial_id"):
         scalars = tracking.tensorboard_scalars(run_dir / f"trial_{trial_id}", "val_accuracy")
         assert dict(scalars) == pytest.approx(dict(zip(curve["epoch"], curve["val_accuracy"], strict=True)))
+    frame = searchrun.trials(run_dir)
+    for row in frame.itertuples():
+        hparams = tracking.tensorboard_hparams(run_dir / f"trial_{row.trial_id}")
+        assert (hparams["name"], hparams["cardinality"], hparams["outcome"]) == (row.name, row.cardinality,
+                                                                                 row.outcome)
 
 
 def test_the_report_is_written_while_the_search_runs(killed_and_resumed):

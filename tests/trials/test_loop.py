@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from search_spaces import template
+from search_spaces import complexity, template, with_io
 from tests.helpers.training import TINY, quick
 from trials import loop
 from trials.checkpoint import load_checkpoint
@@ -15,7 +15,7 @@ from trials.config import TrainConfig, TrainConfigError, check_device, cpu_defau
 from trials.loop import PLACEHOLDER_LOSS, lr_factor, train
 
 KEYS = {"epoch", "train_loss", "val_accuracy", "val_loss", "images_per_second", "epoch_seconds", "seconds",
-        "status", "reason", "flops", "flops_train", "params"}
+        "status", "reason", "flops_nominal", "params_nominal", "flops_trained", "params_trained"}
 
 
 def run(config: TrainConfig, dataset, **kw) -> list[dict]:
@@ -51,7 +51,10 @@ def test_reports_every_epoch(synthetic):
         assert KEYS <= set(r) and r["status"] == "ok" and r["reason"] == ""
         assert 0.0 <= r["val_accuracy"] <= 1.0 and r["images_per_second"] > 0
         assert all(math.isfinite(r[k]) for k in ("train_loss", "val_loss", "seconds"))
-        assert r["flops"] > r["flops_train"] > 0  # 224 budget resolution vs 16x16 training inputs
+        # the architecture as given at the 224 budget resolution vs the model trained on 16x16 inputs
+        assert r["flops_nominal"] == complexity(TINY, 224).flops > r["flops_trained"] > 0
+        trained = complexity(with_io(TINY, in_channels=synthetic.in_channels, num_classes=synthetic.num_classes))
+        assert (r["params_nominal"], r["params_trained"]) == (complexity(TINY).params, trained.params)
     assert reports[-1]["seconds"] >= reports[0]["seconds"]
 
 

@@ -40,7 +40,9 @@ def accuracy_vs_cost(run: RunData, cost: str) -> Section:
     is_flops = cost == "gflops"
     key = "flops" if is_flops else "params"
     res = run.search.get("budget_resolution")
-    unit = f"GFLOPs at {res}×{res}" if (is_flops and res) else ("GFLOPs" if is_flops else "M parameters")
+    # the columns' names (schema.COST_COLUMNS): the budget's figures, not the trained model's
+    unit = (f"GFLOPs (flops_nominal, at {res}×{res})" if res else "GFLOPs (flops_nominal)") if is_flops \
+        else "M parameters (params_nominal)"
     title = f"Accuracy vs {'FLOPs' if is_flops else 'parameters'} with the Pareto front"
     data = run.measured()
     data = data[data[cost].notna()]

@@ -15,6 +15,7 @@ import pytest
 from nas.analyze import main
 from nas.cli import run_main
 from nas.report import load_run, pareto_front, write_report
+from nas.report.run_data import normalize_trials
 from search_spaces import load_architecture
 from tests.helpers.fake_run import write_fake_run
 
@@ -196,19 +197,32 @@ def test_pareto_fronts_and_cost_axes(asha_run, asha_figs):
     assert "GFLOPs" in axis_title(flops)
     front = role_traces(flops, "pareto")[0]
     front_ids = [cd[0] for cd in front["customdata"]]
-    assert front_ids == list(pareto_front(done, "flops")["trial_id"])
+    assert front_ids == list(pareto_front(done, "flops_nominal")["trial_id"])
     # no completed trial is cheaper and at least as accurate as a front member
     for tid in front_ids:
         r = done.set_index("trial_id").loc[tid]
-        assert not ((done["flops"] < r["flops"]) & (done["accuracy"] >= r["accuracy"])).any()
+        assert not ((done["flops_nominal"] < r["flops_nominal"]) & (done["accuracy"] >= r["accuracy"])).any()
     assert any(s.get("x0") == pytest.approx(4.0) for s in flops["layout"]["shapes"])  # the budget line
     assert set(trial_points(flops)) == set(trials.loc[trials["outcome"].isin(["completed", "stopped"]),
                                                       "trial_id"])
     params = asha_figs["params"]
-    assert axis_title(params) == "M parameters"
+    assert axis_title(params) == "M parameters (params_nominal)"  # the column's name (schema.COST_COLUMNS)
     xs = {tid: x for tid, (x, _, _) in trial_points(params).items()}
     for row in trials[trials["trial_id"].isin(xs)].itertuples():
-        assert xs[row.trial_id] == pytest.approx(row.params / 1e6)
+        assert xs[row.trial_id] == pytest.approx(row.params_nominal / 1e6)
+
+
+def test_a_run_written_before_the_cost_vocabulary_reads_under_the_new_names(asha_run, tmp_path):
+    """trials.csv once had `flops`, `params` and `flops_train`: they load as `flops_nominal`,
+    `params_nominal` and `flops_trained` (schema.RENAMED_COLUMNS), so old runs keep their report."""
+    run_dir, _, trials = asha_run
+    old = trials.drop(columns=["params_trained"]).rename(
+        columns={"flops_nominal": "flops", "params_nominal": "params", "flops_trained": "flops_train"})
+    loaded = normalize_trials(old)
+    assert list(loaded["flops_nominal"]) == list(trials["flops_nominal"].astype(float))
+    assert list(loaded["flops_trained"]) == list(trials["flops_trained"].astype(float))
+    assert list(loaded["gflops"]) == pytest.approx(list(trials["flops_nominal"] / 1e9))
+    assert list(loaded["mparams"]) == pytest.approx(list(trials["params_nominal"] / 1e6))
 
 
 def test_speed_figure_plots_measured_images_per_second(asha_run, asha_figs):
@@ -280,7 +294,7 @@ def test_parquet_has_one_row_per_trial(asha_run):
     run_dir, _, trials = asha_run
     table = pd.read_parquet(run_dir / "trials.parquet")
     assert list(table["trial_id"]) == list(trials["trial_id"])
-    assert table["flops"].iloc[0] == trials["flops"].iloc[0]
+    assert table["flops_nominal"].iloc[0] == trials["flops_nominal"].iloc[0]
 
 
 def test_capacity_matched_sweep_table_and_plot(tmp_path):
