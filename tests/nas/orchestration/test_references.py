@@ -58,7 +58,8 @@ def test_the_searcher_asks_the_references_first_and_observes_them(tmp_path, samp
     for i in range(6):
         config = searcher.suggest(f"t{i}")
         configs.append(config)
-        searcher.on_trial_complete(f"t{i}", {"val_accuracy": rng.random()})
+        # trained to the end: an ASHA-stopped trial would be PRUNED, its value its last reported epoch's
+        searcher.on_trial_complete(f"t{i}", {"val_accuracy": rng.random(), "epoch": s.max_epochs})
     assert [c["role"] for c in configs] == ["reference", "reference"] + ["sampled"] * 4
     assert [c.get("reference") for c in configs[:2]] == [r.name for r in refs]
     assert [Architecture.from_dict(c["arch"]) for c in configs[:2]] == [r.arch for r in refs]
