@@ -26,7 +26,17 @@ from ..errors import SettingError
 from ..rundir.location import RunLocation
 from ..rundir.schema import BEST_JSON, TRIALS_CSV, rank_trials
 from .data import absolute_data_env
-from .plan import FULL_FLAGS, apply_preset, budget_of, check_settings, resolve_space, scheduler_of, train_resolution
+from .plan import (
+    FULL_FLAGS,
+    apply_preset,
+    budget_of,
+    check_settings,
+    folder_resolution_line,
+    is_folder,
+    resolve_space,
+    scheduler_of,
+    train_resolution,
+)
 from .ray_env import configure_ray_env, start_ray
 from .settings import (
     SearchConfigError,
@@ -144,7 +154,9 @@ def sized(settings: SearchSettings, resources: dict[str, float], full: bool, log
     """The preset applied to the sizes left unset, saying what it changed."""
     asked = settings.train_resolution
     settings, scaled = apply_preset(settings, resources.get("GPU", 0) > 0, full)
-    if settings.train_resolution != asked:
+    if is_folder(settings):
+        log(folder_resolution_line(settings, asked, cpu_preset=bool(scaled)))
+    elif settings.train_resolution != asked:
         r = settings.train_resolution
         log(f"GPU: trials train at {r}x{r}, the smallest size keeping every stage's maps >= 2x2 "
             "(docs/results.md; --train-resolution to choose)")

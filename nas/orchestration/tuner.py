@@ -93,7 +93,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     trainable = trainable or train_trial
     # Found (or downloaded) once here, so a missing dataset fails now, in one line; shipped to every
     # trial through the object store (re-put by with_parameters when a resume passes the trainable).
-    data = shipped_dataset(settings)
+    data = shipped_dataset(settings, log)
     if data is not None and accepts_data(trainable):
         trainable = tune.with_parameters(trainable, data=data)
     trainable = tune.with_resources(trainable, trial_resources(settings, cluster, train_resolution(settings)))
