@@ -234,6 +234,11 @@ def print_summary(summary: dict) -> None:
     for key in ("best_json", "report", "optuna_storage", "mlflow"):
         if key in summary:
             print(f"{key.replace('_', ' ')}: {summary[key]}")
+    outcomes = summary.get("outcomes") or {}
+    failed = {k: outcomes[k] for k in ("oom", "error", "diverged") if outcomes.get(k)}
+    if failed:
+        print("ended without finishing: " + ", ".join(f"{n} {k}" for k, n in failed.items())
+              + f" of {summary['trials']} trials (reasons in the trials table's `reason` column)")
     print(f"trials: {summary['trials_csv']}")
     if "://" in summary["run_dir"]:
         print(f"run: {summary['run_dir']}  (give this to --resume, nas.analyze, nas.export)")

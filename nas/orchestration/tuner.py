@@ -85,7 +85,9 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
     from .tracking import tracking_callbacks
+    from .worker_faults import survive_worker_deaths
 
+    survive_worker_deaths()  # a trial's worker killed under a task ends that trial, not Tuner.fit
     space, budget, loc = resolve_space(settings), budget_of(settings), settings.location
     # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
     # checkpoint; refuse before anything starts.
