@@ -42,8 +42,10 @@ from .orchestration import (
     apply_preset,
     budget_of,
     check_settings,
+    dataset_shape,
     grid_points,
     load_settings,
+    memory_line,
     outside_lines,
     proposals,
     resolve_space,
@@ -200,6 +202,8 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
               f"classes; trials adapt both ends to {settings.dataset})")
         if archs:
             print(stage_maps_line(archs[0], train_resolution(settings)))
+            print(memory_line(archs, settings, train_resolution(settings),
+                              dataset_shape(settings.dataset, settings.data_dir)[:2]))
         print(f"{'#':>3} {'architecture':<32} {'GFLOPs':>7} {'params (M)':>10} {'of budget':>9}")
     for i, arch in enumerate(archs):
         cx = complexity(arch, space.resolution)
