@@ -13,6 +13,7 @@ SIZE_SAMPLE of them, read from their headers.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,11 +170,20 @@ def own_resolution(listing: FolderListing) -> int:
     return int(statistics.median_low(sides))
 
 
+@functools.lru_cache(maxsize=8)
+def _facts(root: Path, modified_ns: int) -> tuple[int, int]:
+    listing = list_folder(root)
+    return len(listing.classes), own_resolution(listing)
+
+
 def describe_imagefolder(path: str | Path, resolution: int | None = None) -> DatasetInfo:
     """An image folder's facts without decoding it: its classes are its class folders; its resolution
-    is `resolution` (the training resolution it will be decoded at), else its images' own size."""
-    listing = list_folder(path)
-    return DatasetInfo(CHANNELS, len(listing.classes), resolution or own_resolution(listing))
+    is `resolution` (the training resolution it will be decoded at), else its images' own size.
+    Remembered per folder (a search asks several times) until the folder itself changes."""
+    root = Path(path).expanduser()
+    _layout(root)  # a missing or class-less folder is refused every time
+    classes, own = _facts(root, root.stat().st_mtime_ns)
+    return DatasetInfo(CHANNELS, classes, resolution or own)
 
 
 def _decoded(listing: FolderListing, samples: list[tuple[str, int]], res: int
