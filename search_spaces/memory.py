@@ -10,7 +10,8 @@ counted activation plus the gradients flowing back (SAVED_PER_ACTIVATION, fitted
 holding a few maps of the largest layer at a time (LIVE_PER_LAYER, fitted). PROCESS_BYTES is a trial
 worker's resident memory before training (Python, torch, Ray's worker, the shipped dataset's pages).
 The constants were fitted (max |error| 11%) on 12 CPU trainings (fp32) of both spaces at six
-resolutions and checked on 12 others (benchmarks/memory_estimate.py --seed 5, docs/performance.md). On a GPU, activations are
+resolutions and checked on 12 others: -27% .. +19%, mean |error| 10% (benchmarks/memory_estimate.py
+--seed 5, docs/performance.md). On a GPU, activations are
 bf16 under autocast, so the estimate is an upper bound there.
 """
 

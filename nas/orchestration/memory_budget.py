@@ -56,9 +56,9 @@ def check_fits(archs: list[Architecture], settings: SearchSettings, resolution: 
     smallest = min((estimate(a, settings, resolution, on_gpu, ends) for a in archs), key=lambda e: e.total)
     if smallest.total > node_memory:
         raise SearchConfigError(
-            "batch_size", "trials need at least {need:.1f} GB of memory each (batch {batch}, {r}x{r}: {what}) but "
-            "the largest Ray node offers {have:.1f} GB; lower {batch_size} or --train-resolution",
-            need=smallest.total / GB, batch=batch_of(settings), r=resolution, what=smallest.describe(),
+            "batch_size", "trials need at least {need:.1f} GB of memory each at batch {batch}, {r}x{r} (activations "
+            "{act:.1f} GB) but the largest Ray node offers {have:.1f} GB; lower {batch_size} or --train-resolution",
+            need=smallest.total / GB, batch=batch_of(settings), r=resolution, act=smallest.activations / GB,
             have=node_memory / GB)
 
 
