@@ -39,10 +39,9 @@ def build_model(arch: Architecture):
 
 
 __all__ = [
-    "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity",
-    "FeasibleSampler", "MatchedPoint", "MemoryEstimate", "SearchSpace", "SpaceFileError", "Stage", "build_model", "capacity_matched",
-    "complexity",
-    "flops_range", "format_flops", "get_space", "load_architecture", "load_space", "parse_flops", "propose_many",
-    "save_architecture", "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "training_memory",
-    "with_io",
+    "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity", "FORMAT", "FeasibleSampler",
+    "MatchedPoint", "MemoryEstimate", "SPACES", "SearchSpace", "SpaceFileError", "Stage", "build_model",
+    "capacity_matched", "complexity", "flops_range", "format_flops", "get_space", "load_architecture", "load_space",
+    "parse_flops", "propose_many", "save_architecture", "smallest_resolution", "space_to_dict", "stage_map_sizes",
+    "template", "training_memory", "with_io",
 ]

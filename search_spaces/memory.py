@@ -5,14 +5,15 @@
                  evaluation: largest layer x eval batch x 4 bytes x LIVE_PER_LAYER)
 
 `activations` are complexity()'s counts (every conv and linear output, per image). Training keeps,
-for backward, each conv's output, its BatchNorm's output and the ReLU's, so about three fp32 values per
-counted activation plus the gradients flowing back (SAVED_PER_ACTIVATION, fitted); evaluation runs without gradients on larger batches,
-holding a few maps of the largest layer at a time (LIVE_PER_LAYER, fitted). PROCESS_BYTES is a trial
-worker's resident memory before training (Python, torch, Ray's worker, the shipped dataset's pages).
-The constants were fitted (max |error| 11%) on 12 CPU trainings (fp32) of both spaces at six
-resolutions and checked on 12 others: -27% .. +19%, mean |error| 10% (benchmarks/memory_estimate.py
---seed 5, docs/performance.md). On a GPU, activations are
-bf16 under autocast, so the estimate is an upper bound there.
+for backward, each conv's output, its BatchNorm's output and the ReLU's, and the gradients flowing back
+need room too: about 4.5 fp32 values per counted activation (SAVED_PER_ACTIVATION, fitted). Evaluation
+runs without gradients on larger batches, holding a few maps of the largest layer at a time
+(LIVE_PER_LAYER, fitted). PROCESS_BYTES is a trial worker's resident memory before training (Python,
+torch, Ray's worker, the dataset's pages, allocator slack). The constants were fitted (max |error| 11%)
+on 12 CPU trainings (fp32) of both spaces at six resolutions and checked on 12 others: -27% .. +19%,
+mean |error| 10% (benchmarks/memory_estimate.py --seed 5, docs/performance.md). On a GPU activations
+are bf16 under autocast and live in GPU memory: nas.orchestration.memory_budget asks Ray only for the
+host part there.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ Importing this package imports neither ray nor torch (see each module); errors a
 """
 
 from .driver import RayOptions, finish, run_search
+from .memory_budget import memory_line
 from .plan import (
     CPU_PRESET,
     FULL_FLAGS,
@@ -37,7 +38,6 @@ from .plan import (
     scheduler_of,
     train_resolution,
 )
-from .memory_budget import memory_line
 from .ray_env import configure_ray_env, start_ray, trial_resources
 from .settings import (
     ACCEPTS,
@@ -55,8 +55,8 @@ from .settings import (
 
 __all__ = [
     "ACCEPTS", "CPU_PRESET", "DEFAULT_KEEP_CHECKPOINTS", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "MATCHES",
-    "OBJECTIVES", "SAMPLERS", "SCHEDULERS", "RayOptions", "SearchConfigError", "SearchSettings", "apply_preset",
-    "budget_of", "check_settings", "configure_ray_env", "dataset_shape", "finish", "from_keywords", "grid_points", "load_settings",
-    "memory_line", "outside_lines", "proposals", "resolve_space", "run_search", "scheduler_of", "start_ray", "train_resolution",
-    "trial_resources", "with_absolute_paths",
+    "OBJECTIVES", "RayOptions", "SAMPLERS", "SCHEDULERS", "SearchConfigError", "SearchSettings", "apply_preset",
+    "budget_of", "check_settings", "configure_ray_env", "dataset_shape", "finish", "from_keywords", "grid_points",
+    "load_settings", "memory_line", "outside_lines", "proposals", "resolve_space", "run_search", "scheduler_of",
+    "start_ray", "train_resolution", "trial_resources", "with_absolute_paths",
 ]

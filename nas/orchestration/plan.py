@@ -266,7 +266,8 @@ def check_settings(settings: SearchSettings) -> None:
 
 
 __all__ = [
-    "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "TRAIN_IMAGES", "apply_preset", "budget_of",
-    "CPU_FOLDER_RESOLUTION", "check_settings", "cpu_folder_resolution", "dataset_shape", "folder_resolution_line", "is_folder", "expected_trials", "gpu_train_resolution", "grid_points", "outside_lines",
-    "proposals", "resolve_space", "scheduler_of", "train_config", "train_resolution",
+    "CPU_FOLDER_RESOLUTION", "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "TRAIN_IMAGES",
+    "apply_preset", "budget_of", "check_settings", "cpu_folder_resolution", "dataset_shape", "expected_trials",
+    "folder_resolution_line", "gpu_train_resolution", "grid_points", "is_folder", "outside_lines", "proposals",
+    "resolve_space", "scheduler_of", "train_config", "train_resolution",
 ]

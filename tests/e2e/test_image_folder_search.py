@@ -39,5 +39,5 @@ def test_a_folder_of_small_images_trains_at_their_size_and_completes(tmp_path, s
                                  timeout=300)
     assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
     line = refused.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: --batch-size: trials need at least") and "--train-resolution" in line and "GB" in line
+    assert line.startswith("error: --batch-size: trials need at least") and "--train-resolution" in line
     assert not (tmp_path / "runs" / "huge").exists()
