@@ -171,7 +171,7 @@ def own_resolution(listing: FolderListing) -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def _facts(root: Path, modified_ns: int) -> tuple[int, int]:
+def _facts(root: Path, modified_ns: tuple[int, ...]) -> tuple[int, int]:
     listing = list_folder(root)
     return len(listing.classes), own_resolution(listing)
 
@@ -179,10 +179,10 @@ def _facts(root: Path, modified_ns: int) -> tuple[int, int]:
 def describe_imagefolder(path: str | Path, resolution: int | None = None) -> DatasetInfo:
     """An image folder's facts without decoding it: its classes are its class folders; its resolution
     is `resolution` (the training resolution it will be decoded at), else its images' own size.
-    Remembered per folder (a search asks several times) until the folder itself changes."""
-    root = Path(path).expanduser()
-    _layout(root)  # a missing or class-less folder is refused every time
-    classes, own = _facts(root, root.stat().st_mtime_ns)
+    Remembered per folder (a search asks several times) until it or a class folder changes."""
+    root, train_root, test_dir, classes = _layout(path)  # a missing or class-less folder: refused every time
+    folders = [root, train_root, *(train_root / c for c in classes), *([test_dir] if test_dir else [])]
+    classes, own = _facts(root, tuple(f.stat().st_mtime_ns for f in folders))
     return DatasetInfo(CHANNELS, classes, resolution or own)
 
 
@@ -194,10 +194,11 @@ def _decoded(listing: FolderListing, samples: list[tuple[str, int]], res: int
 
 
 def load_imagefolder(path: str | Path, resolution: int | None = None, workers: int = 2,
-                     in_memory_limit: int = IN_MEMORY_LIMIT) -> Dataset:
+                     in_memory_limit: int | None = None) -> Dataset:
     """The folder decoded once at `resolution` (default: its own size) and held in memory; unreadable
     images are skipped and listed in `Dataset.skipped`. Above `in_memory_limit` decoded bytes, it stays
-    on disk and DataLoader workers decode each batch (`workers` processes)."""
+    on disk and DataLoader workers decode each batch (`workers` processes; default limit IN_MEMORY_LIMIT)."""
+    in_memory_limit = IN_MEMORY_LIMIT if in_memory_limit is None else in_memory_limit
     listing = list_folder(path)
     res = resolution or own_resolution(listing)
     aug = Augmentation(pad=max(1, res // 8), flip=True, mean=IMAGENET_MEAN, std=IMAGENET_STD)
