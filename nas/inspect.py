@@ -1,10 +1,11 @@
-"""`python -m nas.inspect ARCH.json [--resolution N] [--json]`: what an architecture costs, per stage."""
+"""`python -m nas.inspect ARCH.json [--resolution N] [--batch-size B] [--json]`: what an architecture costs,
+per stage, and the estimated peak memory of training it."""
 
 from __future__ import annotations
 
 import json
 
-from search_spaces import ArchitectureError, complexity, format_flops, load_architecture
+from search_spaces import ArchitectureError, complexity, format_flops, load_architecture, training_memory
 
 from .cli import Parser, UsageError, positive_int, run_main
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("arch", help="architecture JSON file (resnext-arch/1)")
     parser.add_argument("--resolution", type=positive_int, default=None,
                         help="input size (default: 224 for the imagenet stem, 32 for the cifar stem)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
+                        help="training batch for the memory estimate (default 32, the trials')")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
@@ -46,10 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(str(exc)) from None
     resolution = args.resolution or DEFAULT_RESOLUTION[arch.stem]
     cx = complexity(arch, resolution)
+    memory = training_memory(arch, resolution, args.batch_size)
     if args.json:
-        print(json.dumps({"name": arch.describe(), "arch": arch.to_dict(), **cx.as_dict()}))
+        print(json.dumps({"name": arch.describe(), "arch": arch.to_dict(), **cx.as_dict(),
+                          "training_memory": {"batch_size": args.batch_size, "bytes": memory.total,
+                                              "process": memory.process, "parameters": memory.parameters,
+                                              "activations": memory.activations}}))
     else:
         print(format_table(arch, cx))
+        print(f"training memory at batch {args.batch_size} (estimate, CPU): {memory.describe()}")
     return 0
 
 

@@ -44,8 +44,10 @@ from .orchestration import (
     apply_preset,
     budget_of,
     check_settings,
+    dataset_shape,
     grid_points,
     load_settings,
+    memory_line,
     outside_lines,
     proposals,
     reference_designs,
@@ -214,6 +216,8 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
               f"classes; trials adapt both ends to {settings.dataset})")
         if archs:
             print(stage_maps_line(archs[0], train_resolution(settings)))
+            print(memory_line(archs, settings, train_resolution(settings),
+                              dataset_shape(settings.dataset, settings.data_dir)[:2]))
         if refs:
             print(f"R1..R{len(refs)}: the reference designs, trained first within --trials (--references none "
                   "leaves them out); then the sampler's proposals")
@@ -254,6 +258,11 @@ def print_summary(summary: dict) -> None:
     for key in ("best_json", "report", "optuna_storage", "optuna_dashboard", "mlflow", "mlflow_ui"):
         if key in summary:
             print(f"{key.replace('_', ' ')}: {summary[key]}")
+    outcomes = summary.get("outcomes") or {}
+    failed = {k: outcomes[k] for k in ("oom", "error", "diverged") if outcomes.get(k)}
+    if failed:
+        print("ended without finishing: " + ", ".join(f"{n} {k}" for k, n in failed.items())
+              + f" of {summary['trials']} trials (reasons in the trials table's `reason` column)")
     print(f"trials: {summary['trials_csv']}")
     if "://" in summary["run_dir"]:
         print(f"run: {summary['run_dir']}  (give this to --resume, nas.analyze, nas.export)")

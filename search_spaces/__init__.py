@@ -7,6 +7,7 @@ validation never need it).
 Modules:
     architecture.py  Architecture and Stage as frozen data; resnext-arch/1 JSON (load/save_architecture)
     complexity.py    exact FLOPs, parameters and activations per stage; feature-map sizes per resolution
+    memory.py        a training's peak memory estimated from the architecture, batch and resolution
     spaces.py        SearchSpace, the built-in spaces (space_files/*.json) and resnext-space/1 files
     budget.py        Budget: the FLOPs string parsed, and its feasibility window
     sampling.py      FeasibleSampler: Optuna proposals feasible by construction; capacity-matched grids
@@ -26,6 +27,7 @@ from .architecture import (
 )
 from .budget import Budget, format_flops, parse_flops
 from .complexity import Complexity, complexity, smallest_resolution, stage_map_sizes
+from .memory import MemoryEstimate, training_memory
 from .references import Reference, references
 from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
 from .spaces import SPACES, ReferenceDesign, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
@@ -39,9 +41,9 @@ def build_model(arch: Architecture):
 
 
 __all__ = [
-    "FORMAT", "SPACES", "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity", "FeasibleSampler",
-    "MatchedPoint", "Reference", "ReferenceDesign", "SearchSpace", "SpaceFileError", "Stage", "build_model",
-    "capacity_matched", "complexity", "flops_range", "format_flops", "get_space", "load_architecture", "load_space",
-    "parse_flops", "propose_many", "references", "save_architecture", "smallest_resolution", "space_to_dict",
-    "stage_map_sizes", "template", "with_io",
+    "Architecture", "ArchitectureError", "Budget", "BudgetError", "Complexity", "FORMAT", "FeasibleSampler",
+    "MatchedPoint", "MemoryEstimate", "Reference", "ReferenceDesign", "SPACES", "SearchSpace", "SpaceFileError",
+    "Stage", "build_model", "capacity_matched", "complexity", "flops_range", "format_flops", "get_space",
+    "load_architecture", "load_space", "parse_flops", "propose_many", "references", "save_architecture",
+    "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "training_memory", "with_io",
 ]

@@ -21,6 +21,13 @@ from tests.helpers.searchrun import QuickCommands, SearchProcesses
 
 pytest_plugins = ("pytester",)  # tests/test_suite_rules.py runs a collection of its own
 
+
+@pytest.fixture(autouse=True)
+def _decoded_folders_cache(tmp_path_factory, monkeypatch):
+    """Image folders decoded by a test are cached under the session's temporary directory, not in ~/.cache
+    (trials.datasets.image_decode; subprocesses inherit it)."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "nas-cache"))
+
 SLOW_FIXTURES = frozenset({
     "ray_instance",  # the session's Ray (and every fixture built on it: finished_search, ...)
     "ray_cluster",  # a 2-node Ray cluster in a network namespace

@@ -13,12 +13,15 @@
     gpu_retry.py   a trial that ran out of GPU memory on a shared GPU retries on a whole one
     tracking.py    Optuna storage, TensorBoard, MLflow, the Ray dashboard's labels
     validation.py  nas.validate: the top K and controls retrained at a higher fidelity
+    memory_budget.py each trial's estimated peak memory as Ray's `memory` resource; refusal if none fits
+    worker_faults.py a trial whose worker is killed ends as an oom/error row, not the search
 
 Importing this package imports neither ray nor torch (see each module); errors are
 `SearchConfigError`s naming the SearchSettings field, which the commands turn into `--flag: ...`.
 """
 
 from .driver import RayOptions, finish, run_search
+from .memory_budget import memory_line
 from .plan import (
     CPU_PRESET,
     FULL_FLAGS,
@@ -28,6 +31,7 @@ from .plan import (
     apply_preset,
     budget_of,
     check_settings,
+    dataset_shape,
     grid_points,
     outside_lines,
     proposals,
@@ -54,8 +58,9 @@ from .settings import (
 
 __all__ = [
     "ACCEPTS", "CPU_PRESET", "DEFAULT_KEEP_CHECKPOINTS", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE",
-    "GRID_REFERENCES_NOTE", "MATCHES", "OBJECTIVES", "REFERENCES", "SAMPLERS", "SCHEDULERS", "RayOptions",
-    "SearchConfigError", "SearchSettings", "apply_preset", "budget_of", "check_settings", "configure_ray_env", "finish",
-    "from_keywords", "grid_points", "load_settings", "outside_lines", "proposals", "reference_designs", "resolve_space",
-    "run_search", "scheduler_of", "start_ray", "train_resolution", "trial_resources", "with_absolute_paths",
+    "GRID_REFERENCES_NOTE", "MATCHES", "OBJECTIVES", "REFERENCES", "RayOptions", "SAMPLERS", "SCHEDULERS",
+    "SearchConfigError", "SearchSettings", "apply_preset", "budget_of", "check_settings", "configure_ray_env",
+    "dataset_shape", "finish", "from_keywords", "grid_points", "load_settings", "memory_line", "outside_lines",
+    "proposals", "reference_designs", "resolve_space", "run_search", "scheduler_of", "start_ray", "train_resolution",
+    "trial_resources", "with_absolute_paths",
 ]

@@ -26,6 +26,7 @@ from search_spaces import Architecture, complexity
 
 from ..rundir.location import RunLocation, ThrottledWriter
 from ..rundir.schema import EPOCH_COLUMNS, EPOCHS_CSV, RENAMED_COLUMNS, TRIAL_COLUMNS, TRIALS_CSV, json_value
+from .worker_faults import failure_of
 
 
 def finished_outcome(result: dict, max_epochs: int) -> str:
@@ -58,13 +59,17 @@ def arch_columns(arch: Architecture, budget_resolution: int) -> dict[str, Any]:
     return row
 
 
-def _error_line(trial) -> str:
-    """The last line of the trial's traceback (the exception), as Tune saved it."""
+def _failure(trial) -> tuple[str, str]:
+    """(outcome, reason) of a failed trial from the error Tune saved: `oom` when memory ran out (Ray's
+    memory monitor killed its worker, an allocation failed), else `error`; the reason is one line."""
     try:
-        lines = [ln for ln in Path(trial.error_file).read_text().strip().splitlines() if ln.strip()]
-        return lines[-1][:300]
-    except (OSError, TypeError, IndexError):
-        return "trial raised an error (see error.txt in the trial's directory)"
+        return failure_of(Path(trial.error_file).read_text())
+    except (OSError, TypeError):
+        return "error", "trial raised an error (see error.txt in the trial's directory)"
+
+
+def _error_line(trial) -> str:
+    return _failure(trial)[1]
 
 
 def _read_csv(location: RunLocation, rel: str) -> pd.DataFrame | None:
@@ -198,8 +203,9 @@ class ResultsTable(Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         row = self.rows.setdefault(trial.trial_id, {"trial_id": trial.trial_id})
         row["failures"] = int(row.get("failures") or 0) + 1
-        self._update(trial, status="ERROR", outcome="error", result=trial.last_result or {},
-                     reason=_error_line(trial), flush=True)
+        outcome, reason = _failure(trial)
+        self._update(trial, status="ERROR", outcome=outcome, result=trial.last_result or {}, reason=reason,
+                     flush=True)
 
     def on_experiment_end(self, trials, **info) -> None:
         self.write(flush=True)

@@ -4,8 +4,10 @@ In-memory datasets (Fashion-MNIST, CIFAR, synthetic) are loaded (or downloaded) 
 shipped through Ray's object store as uint8 numpy arrays (tune.with_parameters puts them there, and puts
 them again when a resumed Tuner is given the trainable): a trial then needs no copy of the files on its
 node, and does not decode the files again per trial (docs/performance.md: the shipped arrays replaced
-~1 s of decoding per trial). Image folders stay on disk (they can be far larger than memory): their path
-must be one that every node sees, which is checked with one tiny Ray task per node before trials start.
+~1 s of decoding per trial). Image folders are decoded once here, at the search's training resolution
+(through trials' content-keyed cache), and shipped the same way; only a folder too large to hold in
+memory stays on disk, and then its path must be one that every node sees, which is checked with one
+tiny Ray task per node before trials start.
 
 ray and trials (torch) are imported inside the functions: importing this module is cheap.
 """
@@ -29,24 +31,40 @@ def absolute_data_env() -> None:
         os.environ[DATA_DIR_ENV_VAR] = str(Path(value).expanduser().resolve())
 
 
-def shipped_dataset(settings: SearchSettings) -> dict[str, Any] | None:
-    """Load the search's dataset on the driver (downloading it at most once), check the sizes the trials
-    will ask of it, and return it as arrays to ship; None for an image folder (read where it lies).
+def shipped_dataset(settings: SearchSettings, log=print) -> dict[str, Any] | None:
+    """Load the search's dataset on the driver (downloading it at most once; an image folder decoded at
+    the training resolution), check the sizes the trials will ask of it, and return it as arrays to
+    ship; None for an image folder too large for memory (read where it lies).
 
     Raises SearchConfigError naming the setting, before any trial starts.
     """
     from trials import IMAGEFOLDER, DatasetError, dataset_arrays, load_dataset
 
-    if settings.dataset.startswith(IMAGEFOLDER):
-        check_visible_everywhere(settings.dataset[len(IMAGEFOLDER):])
-        return None
     try:
-        ds = load_dataset(settings.dataset, settings.data_dir, download=True)
+        ds = load_dataset(settings.dataset, settings.data_dir, download=True,
+                          resolution=settings.train_resolution if settings.dataset.startswith(IMAGEFOLDER) else None)
     except DatasetError as exc:
         setting = "data_dir" if settings.data_dir else "dataset"
         raise SearchConfigError(setting, "{error}", error=str(exc).splitlines()[0]) from None
+    if settings.dataset.startswith(IMAGEFOLDER):
+        log(folder_line(ds))
     check_sizes(settings, len(ds.train))
+    if not ds.in_memory:
+        check_visible_everywhere(settings.dataset[len(IMAGEFOLDER):])
+        return None
     return dataset_arrays(ds)
+
+
+def folder_line(ds) -> str:
+    """What was read of an image folder: images, classes, resolution, and what was left out."""
+    line = (f"Images: {len(ds.train)} training and {len(ds.test)} test images in {ds.num_classes} classes, "
+            f"decoded at {ds.resolution}x{ds.resolution}")
+    if ds.ignored:
+        line += f"; {ds.ignored} files ignored (hidden, or not images)"
+    if ds.skipped:
+        path, why = ds.skipped[0]
+        line += f"; {len(ds.skipped)} unreadable images skipped (first: {path}: {why})"
+    return line
 
 
 def check_sizes(settings: SearchSettings, n_train: int) -> None:
@@ -88,4 +106,5 @@ def accepts_data(trainable) -> bool:
         return False
 
 
-__all__ = ["absolute_data_env", "accepts_data", "check_sizes", "check_visible_everywhere", "shipped_dataset"]
+__all__ = ["absolute_data_env", "accepts_data", "check_sizes", "check_visible_everywhere", "folder_line",
+           "shipped_dataset"]

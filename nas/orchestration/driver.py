@@ -31,6 +31,8 @@ from .plan import (
     apply_preset,
     budget_of,
     check_settings,
+    folder_resolution_line,
+    is_folder,
     resolve_space,
     scheduler_of,
     train_resolution,
@@ -86,8 +88,22 @@ def run_search(settings: SearchSettings | None = None, *, resume: str | os.PathL
             write_search_json(settings, resolve_space(settings), budget_of(settings), train_resolution(settings),
                               validation_images(settings))
         log(search_line(settings))
-        tuner.fit()
+        fit(tuner, settings, log)
         return finish(settings, log)
+
+
+def fit(tuner, settings: SearchSettings, log: Log = print) -> None:
+    """Tuner.fit, whose failed trials are rows of the trials table (nas.orchestration.worker_faults keeps a
+    killed worker to its trial). Should Ray Tune itself still stop, the trials recorded so far are kept and
+    summarised, and the search can be resumed, instead of a Ray traceback."""
+    from ray.tune import TuneError
+
+    try:
+        tuner.fit()
+    except (TuneError, RuntimeError) as exc:
+        why = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        log(f"warning: Ray Tune stopped early ({why[:200]}); the trials so far are kept "
+            f"(python -m nas.search --resume {settings.location.public_uri} continues)")
 
 
 def _build_tuner(settings, resume, resources, trainable, log):
@@ -154,7 +170,9 @@ def sized(settings: SearchSettings, resources: dict[str, float], full: bool, log
     """The preset applied to the sizes left unset, saying what it changed."""
     asked = settings.train_resolution
     settings, scaled = apply_preset(settings, resources.get("GPU", 0) > 0, full)
-    if settings.train_resolution != asked:
+    if is_folder(settings):
+        log(folder_resolution_line(settings, asked, cpu_preset=bool(scaled)))
+    elif settings.train_resolution != asked:
         r = settings.train_resolution
         log(f"GPU: trials train at {r}x{r}, the smallest size keeping every stage's maps >= 2x2 "
             "(docs/results.md; --train-resolution to choose)")
@@ -224,5 +242,5 @@ def finish(settings: SearchSettings, log: Log = print) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["RayOptions", "discarded_on_refusal", "finish", "job_address", "ray_connection", "run_search",
+__all__ = ["RayOptions", "discarded_on_refusal", "finish", "fit", "job_address", "ray_connection", "run_search",
            "search_line", "sized"]

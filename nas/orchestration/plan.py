@@ -37,6 +37,10 @@ CPU_PRESET = {"trials": 9, "max_epochs": 2, "grace_epochs": 1, "reduction_factor
 FULL_PRESET = {"trials": 64, "max_epochs": 12, "grace_epochs": 1, "reduction_factor": 3}
 FULL_FLAGS = "--full (all 55,000 training images, --max-epochs 12, --trials 64)"
 
+# An image folder's largest resolution under the CPU preset: Fashion-MNIST's, whose minutes the preset
+# was measured with (docs/performance.md).
+CPU_FOLDER_RESOLUTION = 28
+
 # Training images of the datasets whose size is fixed (an image folder's is known once it is scanned,
 # nas.orchestration.data.check_sizes): --val-size is refused before Ray starts.
 TRAIN_IMAGES = {"fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000, "synthetic": 2048}
@@ -60,9 +64,19 @@ def dataset_shape(dataset: str, data_dir: str | None) -> tuple[int, int, int]:
     return info.channels, info.classes, info.resolution
 
 
+def is_folder(settings: SearchSettings) -> bool:
+    return settings.dataset.startswith("imagefolder:")
+
+
 def train_resolution(settings: SearchSettings) -> int:
-    """The resolution trials train at: --train-resolution, else the dataset's own."""
-    return settings.train_resolution or dataset_shape(settings.dataset, settings.data_dir)[2]
+    """The resolution trials train at: --train-resolution, else the dataset's own; for an image folder the
+    space's nominal resolution, never above the images' own size (median shorter side): a CIFAR-space
+    budget is at 32x32, and 32x32 images decoded at 224x224 cost 49x the budget's FLOPs per image and
+    filled 20 GB in one trial."""
+    if settings.train_resolution:
+        return settings.train_resolution
+    own = dataset_shape(settings.dataset, settings.data_dir)[2]
+    return min(own, resolve_space(settings).resolution) if is_folder(settings) else own
 
 
 def gpu_train_resolution(settings: SearchSettings) -> int:
@@ -78,6 +92,28 @@ def gpu_train_resolution(settings: SearchSettings) -> int:
     space = resolve_space(settings)
     return smallest_resolution(template(space.default_depths, 1, 64, stem=space.stem), 2,
                                start=train_resolution(settings))
+
+
+def cpu_folder_resolution(settings: SearchSettings) -> int:
+    """An image folder's resolution under the CPU preset: train_resolution, at most Fashion-MNIST's 28x28,
+    so that a folder search takes the minutes the same search on Fashion-MNIST takes (same space, budget
+    and preset sizes; 32x32 would cost 1.3x its FLOPs per image, 224x224 64x)."""
+    return min(train_resolution(settings), CPU_FOLDER_RESOLUTION)
+
+
+def folder_resolution_line(settings: SearchSettings, asked: int | None, cpu_preset: bool) -> str:
+    """Why an image folder's trials train at settings.train_resolution (printed when the search starts)."""
+    r = settings.train_resolution
+    if asked:
+        return f"Images: trials train at {r}x{r} (--train-resolution)"
+    own = dataset_shape(settings.dataset, settings.data_dir)[2]
+    nominal = resolve_space(settings).resolution
+    why = f"the space's {nominal}x{nominal}, never above the images' own {own}x{own}"
+    if cpu_preset and r < min(own, nominal):
+        why += f"; no GPU: at most {CPU_FOLDER_RESOLUTION}x{CPU_FOLDER_RESOLUTION}, Fashion-MNIST's"
+    elif r > min(own, nominal):
+        why += "; on a GPU raised until every stage's maps are >= 2x2"
+    return f"Images: trials train at {r}x{r} ({why}; --train-resolution to choose)"
 
 
 # --- the space, the budget, the trials' fixed settings ----------------------------------------------
@@ -206,14 +242,19 @@ def apply_preset(settings: SearchSettings, has_gpu: bool, full: bool) -> tuple[S
     if preset is CPU_PRESET:
         if settings.train_subset is None:
             changes["train_subset"] = preset["train_subset"]
-        if settings.dataset != "fashion-mnist":
+        if settings.dataset != "fashion-mnist" and not is_folder(settings):
             changes.pop("train_subset", None)
+        if is_folder(settings) and settings.train_resolution is None:
+            changes["train_resolution"] = cpu_folder_resolution(settings)
         if TRAIN_IMAGES.get(settings.dataset, 0) < 10 * preset["val_size"]:
             # a small or unknown-size dataset (image folders): the trials' min(5000, n // 10) instead
             changes.pop("val_size", None)
         scaled = dict(changes)
-    elif has_gpu and settings.train_resolution is None and gpu_train_resolution(settings) != train_resolution(settings):
+    elif has_gpu and settings.train_resolution is None and (
+            is_folder(settings) or gpu_train_resolution(settings) != train_resolution(settings)):
         changes["train_resolution"] = gpu_train_resolution(settings)
+    elif is_folder(settings) and settings.train_resolution is None:
+        changes["train_resolution"] = train_resolution(settings)  # decoded once, at that size
     settings = replace(settings, **changes, scheduler=scheduler_of(settings))
     _check_grace(settings)
     return settings, scaled
@@ -262,8 +303,9 @@ def check_settings(settings: SearchSettings) -> None:
 
 
 __all__ = [
-    "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "GRID_REFERENCES_NOTE", "TRAIN_IMAGES", "apply_preset",
-    "budget_of", "check_settings", "dataset_shape", "expected_trials", "gpu_train_resolution", "grid_points",
-    "outside_lines", "proposals", "reference_designs", "resolve_space", "scheduler_of", "train_config",
-    "train_resolution", "validation_images",
+    "CPU_FOLDER_RESOLUTION", "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "GRID_REFERENCES_NOTE",
+    "TRAIN_IMAGES", "apply_preset", "budget_of", "check_settings", "cpu_folder_resolution", "dataset_shape",
+    "expected_trials", "folder_resolution_line", "gpu_train_resolution", "grid_points", "is_folder", "outside_lines",
+    "proposals", "reference_designs", "resolve_space", "scheduler_of", "train_config", "train_resolution",
+    "validation_images",
 ]

@@ -107,8 +107,10 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
     from .tracking import tensorboard_callbacks, tracking_callbacks
+    from .worker_faults import survive_worker_deaths
 
     skip_callback_telemetry_when_off()
+    survive_worker_deaths()  # a trial's worker killed under a task ends that trial, not Tuner.fit
     space, budget, loc = resolve_space(settings), budget_of(settings), settings.location
     # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
     # checkpoint; refuse before anything starts.
@@ -116,10 +118,10 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     trainable = trainable or train_trial
     # Found (or downloaded) once here, so a missing dataset fails now, in one line; shipped to every
     # trial through the object store (re-put by with_parameters when a resume passes the trainable).
-    data = shipped_dataset(settings)
+    data = shipped_dataset(settings, log)
     if data is not None and accepts_data(trainable):
         trainable = tune.with_parameters(trainable, data=data)
-    trainable = tune.with_resources(trainable, trial_resources(settings, cluster, train_resolution(settings)))
+    trainable = tune.with_resources(trainable, memory_resources(settings, cluster, log if not resume else None))
     table = ResultsTable(loc, space.resolution, settings.max_epochs)
     callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s),
                  whole_gpu_retry(), LiveReport(loc),
@@ -176,6 +178,31 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     )
 
 
+def memory_resources(settings: SearchSettings, cluster: dict[str, float], log=None):
+    """Each trial's resources with its estimated peak memory as Ray's `memory` resource; a search whose
+    trials cannot fit the largest node is refused here, before any trial starts. `log` prints the estimate."""
+    from search_spaces import propose_many
+
+    from .memory_budget import SAMPLE, WithMemory, check_fits, largest_node_memory, memory_line
+    from .plan import dataset_shape
+    from .ray_env import alive_node_resources
+
+    resolution = train_resolution(settings)
+    nodes = alive_node_resources() or [cluster]
+    on_gpu = cluster.get("GPU", 0.0) > 0 and settings.gpus_per_trial != 0
+    ends = dataset_shape(settings.dataset, settings.data_dir)[:2]
+    space, budget = resolve_space(settings), budget_of(settings)
+    archs = ([p.arch for p in grid_points(settings, space, budget)] if settings.sampler == "grid"
+             else propose_many(space, budget, SAMPLE, "random", settings.seed))
+    node_memory = largest_node_memory(nodes)
+    check_fits(archs, settings, resolution, node_memory, ends, on_gpu)
+    if log is not None:
+        log("Memory: " + memory_line(archs, settings, resolution, ends, on_gpu)
+            + (f"; the largest Ray node offers {node_memory / 2**30:.1f} GB" if node_memory else ""))
+    base = trial_resources(settings, cluster, resolution)
+    return WithMemory(base, settings, resolution, node_memory, ends, on_gpu)
+
+
 def trial_dirname(trial) -> str:
     # Tune's default puts the whole (nested) config in the directory name: unreadable and near the
     # file-name length limit for an architecture dict.
@@ -199,4 +226,4 @@ class _WithTrain:
         return {**self.define(trial), "train": dict(self.train), **role}
 
 
-__all__ = ["build_tuner", "make_scheduler", "make_searcher", "trial_dirname"]
+__all__ = ["build_tuner", "make_scheduler", "make_searcher", "memory_resources", "trial_dirname"]

@@ -186,7 +186,9 @@ def build_validation_tuner(run_dir: Path, settings: SearchSettings, chosen: pd.D
     from trials import train_trial
 
     from .callbacks import TrialLines  # imports ray
+    from .worker_faults import survive_worker_deaths
 
+    survive_worker_deaths()  # a retraining whose worker is killed ends as that row's error
     trainable = tune.with_resources(train_trial, trial_resources(settings, cluster, train_resolution(settings)))
     exp = run_dir / folder
     seed_list = validation_seeds(settings, seeds) if isinstance(seeds, int) else list(seeds)

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from trials import datasets as D
 from trials.datasets import DatasetError, _files, _registry, cifar
@@ -179,10 +180,16 @@ def _folder(root: Path, n: int = 10) -> None:
             Image.new("RGB", (12, 12), (value, value, value)).save(root / cls / f"{i}.png")
 
 
-def test_workers_reach_the_image_folder_loader(tmp_path):
+def test_workers_reach_the_image_folder_loader(tmp_path, monkeypatch):
+    from trials.datasets import imagefolder
+
     _folder(tmp_path)
+    assert D.load_dataset(f"imagefolder:{tmp_path}", resolution=8, workers=0).in_memory  # small: decoded once
+    monkeypatch.setattr(imagefolder, "IN_MEMORY_LIMIT", 0)  # too large for memory: decoded by workers
     ds = D.load_dataset(f"imagefolder:{tmp_path}", resolution=8, workers=0)
-    assert ds.train.workers == 0 and ds.test.workers == 0
+    assert not ds.in_memory and ds.train.workers == 0 and ds.test.workers == 0
+    images, _ = next(ds.train.batches(2, torch.arange(2)))
+    assert images.shape == (2, 3, 8, 8) and images.dtype == torch.uint8
 
 
 # --- describe -----------------------------------------------------------------------------------------
@@ -208,12 +215,14 @@ def test_describe_matches_what_loads():
 
 def test_describe_imagefolder_counts_class_folders(tmp_path):
     _folder(tmp_path / "flat", n=1)
-    assert D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}") == D.DatasetInfo(3, 2, 224)
+    assert D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}") == D.DatasetInfo(3, 2, 12)  # the images' size
     assert D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}", resolution=64).resolution == 64
     for split in ("train", "val"):
         _folder(tmp_path / "split" / split, n=1)
-    (tmp_path / "split" / "train" / "bird").mkdir()
-    assert D.describe_dataset(f"imagefolder:{tmp_path / 'split'}").classes == 3
+    assert D.describe_dataset(f"imagefolder:{tmp_path / 'split'}").classes == 2
+    (tmp_path / "split" / "train" / "bird").mkdir()  # a class folder without images: refused, named
+    with pytest.raises(DatasetError, match="bird holds no images"):
+        D.describe_dataset(f"imagefolder:{tmp_path / 'split'}")
     with pytest.raises(DatasetError, match="not a directory"):
         D.describe_dataset(f"imagefolder:{tmp_path / 'nope'}")
     (tmp_path / "empty").mkdir()

@@ -2,8 +2,9 @@
 
 In-memory datasets are decoded once into uint8 tensors (N, C, H, W) plus int64 labels and moved to
 the training device whole; batches are then index selections on that device, so the hot loop has
-no per-sample Python and no host-to-device copy. `imagefolder:PATH` is the exception: decoding
-JPEGs at a larger resolution belongs in DataLoader worker processes. Every downloaded or found file
+no per-sample Python and no host-to-device copy. `imagefolder:PATH` too is decoded once (at the
+training resolution, cached on disk); only a folder too large for memory is decoded batch by batch in
+DataLoader worker processes. Every downloaded or found file
 is checked against known digests before it is decoded, and nothing is ever unpickled.
 
 Modules:
@@ -12,7 +13,8 @@ Modules:
     _registry.py      each name's facts and loader: describe_dataset, load_dataset, DATASET_NAMES
     fashion_mnist.py  Fashion-MNIST's IDX files
     cifar.py          CIFAR-10/100 binary archives (CifarSpec, CIFAR_SPECS)
-    imagefolder.py    imagefolder:PATH, decoded in DataLoader workers (FolderSplit)
+    imagefolder.py    imagefolder:PATH: listed, its own size, decoded once (FolderSplit when too large)
+    image_decode.py   image files to uint8 arrays (any mode, EXIF orientation), the content-keyed cache
     synthetic.py      learnable random images for tests and benchmarks
     shipping.py       dataset_arrays / dataset_from_arrays: the arrays the driver ships to trials
 """

@@ -76,6 +76,8 @@ class Dataset:
     resolution: int  # native (square) image size
     augmentation: Augmentation
     classes: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): unreadable images left out
+    ignored: int = 0  # files that are not images (hidden ones, other suffixes) left out
 
     @property
     def in_memory(self) -> bool:

@@ -1,11 +1,20 @@
-"""`imagefolder:PATH`: a class-per-folder tree of image files, decoded in DataLoader worker processes.
+"""`imagefolder:PATH`: a class-per-folder tree of image files.
 
-Decoding JPEGs at a larger resolution belongs in workers, so unlike the in-memory datasets an image
-folder is listed (path, label) and decoded batch by batch; crops and flips still happen on the device.
+A folder is listed once (hidden files and folders and files that are not images are ignored; a class
+folder without images is refused, naming it), decoded once at the training resolution into uint8
+arrays (trials.datasets.image_decode: any Pillow mode, EXIF orientation, a content-keyed cache) and
+then held in memory like Fashion-MNIST, so the driver can ship it to every trial. Unreadable (corrupt)
+images are skipped and counted (`Dataset.skipped`). Only a folder whose decoded arrays would exceed
+IN_MEMORY_LIMIT stays on disk, decoded batch by batch in DataLoader workers (FolderSplit).
+
+Without a resolution, images are decoded at their own size: the median shorter side of up to
+SIZE_SAMPLE of them, read from their headers.
 """
 
 from __future__ import annotations
 
+import functools
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._types import Augmentation, Dataset, DatasetError, DatasetInfo
+from ._types import Augmentation, Dataset, DatasetError, DatasetInfo, TensorSplit
+from .image_decode import cached_decode, decode_image, image_side
 
 IMAGEFOLDER = "imagefolder:"  # the dataset name's prefix: imagefolder:PATH
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-DEFAULT_RESOLUTION = 224  # images are resized to this unless a training resolution is given
-CHANNELS = 3
+CHANNELS = 3  # every image is decoded as RGB (grey, palette, RGBA and 16-bit ones included)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SIZE_SAMPLE = 256  # image headers read to find a folder's own image size (about 20 ms)
+# Decoded folders above this many bytes stay on disk (batches decoded by DataLoader workers): 4 GiB is
+# ~28,000 images at 224x224, or 1.4 million at 32x32.
+IN_MEMORY_LIMIT = 4 << 30
 
 
 def folder_path(name: str) -> str | None:
@@ -52,7 +65,7 @@ class FolderSplit:
     def batches(self, batch_size: int, order: torch.Tensor | None = None,
                 drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = torch.utils.data.DataLoader(
-            _FolderDataset(self.samples, self.resolution, self.channels),
+            _FolderDataset(self.samples, self.resolution),
             batch_size=batch_size,
             sampler=None if order is None else order.tolist(),
             drop_last=drop_last,
@@ -64,40 +77,44 @@ class FolderSplit:
 
 
 class _FolderDataset(torch.utils.data.Dataset):
-    def __init__(self, samples: list[tuple[str, int]], resolution: int, channels: int) -> None:
-        self.samples, self.resolution, self.channels = samples, resolution, channels
+    def __init__(self, samples: list[tuple[str, int]], resolution: int) -> None:
+        self.samples, self.resolution = samples, resolution
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image  # Pillow is needed only for image folders
-
         path, label = self.samples[i]
-        with Image.open(path) as img:
-            img = img.convert("RGB" if self.channels == 3 else "L")
-            # Resize the shorter side, then centre-crop to a square: random crops and flips happen
-            # later, batched on the device, like for the in-memory datasets.
-            w, h = img.size
-            scale = self.resolution / min(w, h)
-            img = img.resize((max(self.resolution, round(w * scale)), max(self.resolution, round(h * scale))),
-                             Image.BILINEAR)
-            w, h = img.size
-            left, top = (w - self.resolution) // 2, (h - self.resolution) // 2
-            img = img.crop((left, top, left + self.resolution, top + self.resolution))
-            arr = np.asarray(img, dtype=np.uint8)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1), label
+        return torch.from_numpy(decode_image(path, self.resolution)), label
 
 
-def _scan(root: Path, classes: list[str]) -> list[tuple[str, int]]:
-    samples = []
+@dataclass(frozen=True)
+class FolderListing:
+    """An image folder's files, listed without reading an image."""
+
+    root: Path
+    classes: list[str]
+    train: list[tuple[str, int]]
+    test: list[tuple[str, int]]  # PATH/test (or val), else a fixed 10% of each class
+    ignored: int = 0  # hidden files and files that are not images
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _scan(root: Path, classes: list[str]) -> tuple[list[tuple[str, int]], int]:
+    """(path, label) of every image under root/<class>, and how many other files were ignored."""
+    samples, ignored = [], 0
     for label, cls in enumerate(classes):
         for p in sorted((root / cls).rglob("*")):
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+            if not p.is_file():
+                continue
+            if _hidden(p, root) or p.suffix.lower() not in IMAGE_SUFFIXES:
+                ignored += 1
+            else:
                 samples.append((str(p), label))
-    return samples
+    return samples, ignored
 
 
 def _layout(path: str | Path) -> tuple[Path, Path, Path | None, list[str]]:
@@ -110,7 +127,7 @@ def _layout(path: str | Path) -> tuple[Path, Path, Path | None, list[str]]:
         train_root = root / "train"
     else:
         train_root, test_dir = root, None
-    classes = sorted(p.name for p in train_root.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in train_root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DatasetError(f"{IMAGEFOLDER} {root} needs at least two class sub-directories holding images "
                            f"({', '.join(sorted(IMAGE_SUFFIXES))}), as PATH/<class>/<image> or "
@@ -118,33 +135,83 @@ def _layout(path: str | Path) -> tuple[Path, Path, Path | None, list[str]]:
     return root, train_root, test_dir, classes
 
 
-def describe_imagefolder(path: str | Path, resolution: int | None = None) -> DatasetInfo:
-    """An image folder's facts without reading an image: its classes are its class folders; its
-    resolution is `resolution` (the training resolution it will be decoded at) or 224."""
-    _, _, _, classes = _layout(path)
-    return DatasetInfo(CHANNELS, len(classes), resolution or DEFAULT_RESOLUTION)
-
-
-def load_imagefolder(path: str | Path, resolution: int | None = None, workers: int = 2) -> Dataset:
-    """A class-per-folder tree. `PATH/train` + `PATH/test` (or `val`) if present; otherwise the classes
-    are PATH's subdirectories and a fixed 10% of each class (independent of the trial seed) is the test set.
-    """
+def list_folder(path: str | Path) -> FolderListing:
+    """A class-per-folder tree listed: `PATH/train` + `PATH/test` (or `val`) if present; otherwise the
+    classes are PATH's subdirectories and a fixed 10% of each class (independent of the trial seed) is
+    the test set. A training class folder without images is refused in one line naming it."""
     root, train_root, test_dir, classes = _layout(path)
-    res = resolution or DEFAULT_RESOLUTION
+    train_s, ignored = _scan(train_root, classes)
+    empty = [cls for label, cls in enumerate(classes) if not any(s[1] == label for s in train_s)]
+    if empty:
+        raise DatasetError(f"{IMAGEFOLDER} class folder {train_root / empty[0]} holds no images "
+                           f"({', '.join(sorted(IMAGE_SUFFIXES))})"
+                           + (f"; nor do {len(empty) - 1} other class folders" if len(empty) > 1 else "")
+                           + "; remove it or add images")
     if test_dir is not None:
-        train_s, test_s = _scan(train_root, classes), _scan(test_dir, classes)
-    else:
-        samples = _scan(root, classes)
-        train_s, test_s = [], []
-        for label in range(len(classes)):
-            of_class = [s for s in samples if s[1] == label]
-            n_test = len(of_class) // 10
-            test_s += of_class[:n_test]
-            train_s += of_class[n_test:]
-    if not train_s:
-        raise DatasetError(f"{IMAGEFOLDER} {root}'s class sub-directories hold no images "
-                           f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-    train = FolderSplit(train_s, res, CHANNELS, workers)
-    test = FolderSplit(test_s, res, CHANNELS, workers)
+        test_s, ignored_test = _scan(test_dir, classes)
+        return FolderListing(root, classes, train_s, test_s, ignored + ignored_test)
+    train, test = [], []
+    for label in range(len(classes)):
+        of_class = [s for s in train_s if s[1] == label]
+        n_test = len(of_class) // 10
+        test += of_class[:n_test]
+        train += of_class[n_test:]
+    return FolderListing(root, classes, train, test, ignored)
+
+
+def own_resolution(listing: FolderListing) -> int:
+    """The folder's own image size: the median shorter side of up to SIZE_SAMPLE images spread over
+    the listing (headers only)."""
+    files = listing.train + listing.test
+    step = max(1, len(files) // SIZE_SAMPLE)
+    sides = [s for s in (image_side(p) for p, _ in files[::step][:SIZE_SAMPLE]) if s]
+    if not sides:
+        raise DatasetError(f"{IMAGEFOLDER} {listing.root}: none of its image files could be read")
+    return int(statistics.median_low(sides))
+
+
+@functools.lru_cache(maxsize=8)
+def _facts(root: Path, modified_ns: tuple[int, ...]) -> tuple[int, int]:
+    listing = list_folder(root)
+    return len(listing.classes), own_resolution(listing)
+
+
+def describe_imagefolder(path: str | Path, resolution: int | None = None) -> DatasetInfo:
+    """An image folder's facts without decoding it: its classes are its class folders; its resolution
+    is `resolution` (the training resolution it will be decoded at), else its images' own size.
+    Remembered per folder (a search asks several times) until it or a class folder changes."""
+    root, train_root, test_dir, classes = _layout(path)  # a missing or class-less folder: refused every time
+    folders = [root, train_root, *(train_root / c for c in classes), *([test_dir] if test_dir else [])]
+    classes, own = _facts(root, tuple(f.stat().st_mtime_ns for f in folders))
+    return DatasetInfo(CHANNELS, classes, resolution or own)
+
+
+def _decoded(listing: FolderListing, samples: list[tuple[str, int]], res: int
+             ) -> tuple[TensorSplit, list[tuple[str, str]]]:
+    images, ok, bad, _ = cached_decode(listing.root, [p for p, _ in samples], res)
+    labels = torch.tensor([samples[i][1] for i in ok], dtype=torch.int64)
+    return TensorSplit(torch.from_numpy(np.ascontiguousarray(images)), labels), bad
+
+
+def load_imagefolder(path: str | Path, resolution: int | None = None, workers: int = 2,
+                     in_memory_limit: int | None = None) -> Dataset:
+    """The folder decoded once at `resolution` (default: its own size) and held in memory; unreadable
+    images are skipped and listed in `Dataset.skipped`. Above `in_memory_limit` decoded bytes, it stays
+    on disk and DataLoader workers decode each batch (`workers` processes; default limit IN_MEMORY_LIMIT)."""
+    in_memory_limit = IN_MEMORY_LIMIT if in_memory_limit is None else in_memory_limit
+    listing = list_folder(path)
+    res = resolution or own_resolution(listing)
     aug = Augmentation(pad=max(1, res // 8), flip=True, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    return Dataset(f"{IMAGEFOLDER}{root}", train, test, len(classes), CHANNELS, res, aug, classes)
+    name = f"{IMAGEFOLDER}{listing.root}"
+    n = len(listing.train) + len(listing.test)
+    if n * CHANNELS * res * res > in_memory_limit:
+        train = FolderSplit(listing.train, res, CHANNELS, workers)
+        test = FolderSplit(listing.test, res, CHANNELS, workers)
+        return Dataset(name, train, test, len(listing.classes), CHANNELS, res, aug, listing.classes)
+    train, bad_train = _decoded(listing, listing.train, res)
+    test, bad_test = _decoded(listing, listing.test, res)
+    if not len(train):
+        raise DatasetError(f"{IMAGEFOLDER} {listing.root}: none of its {len(listing.train)} training images "
+                           f"could be read (first: {bad_train[0][0]}: {bad_train[0][1]})")
+    return Dataset(name, train, test, len(listing.classes), CHANNELS, res, aug, listing.classes,
+                   skipped=bad_train + bad_test, ignored=listing.ignored)

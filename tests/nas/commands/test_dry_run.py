@@ -80,7 +80,8 @@ def test_unreachable_budget_is_one_line_with_the_range(cli):
 
 # --- unchanged behaviour: the dry run's output, byte for byte -------------------------------------------------
 # dry_run_golden/ holds what `python -m nas.search ... --dry-run` printed at a86484f, before the search's flow
-# moved into one driver (nas.orchestration.run_search): stdout, stderr and the exit code of each `index` line.
+# moved into one driver (nas.orchestration.run_search): stdout, stderr and the exit code of each `index` line;
+# since then only the "memory per trial (estimate)" line was added (regenerated deliberately, that line alone).
 GOLDEN = Path(__file__).with_name("dry_run_golden")
 
 
