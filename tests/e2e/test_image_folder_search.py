@@ -20,11 +20,25 @@ def _imgs(root):
     return root
 
 
-def test_a_folder_of_small_images_trains_at_their_size_and_completes(tmp_path, search_process):
+def _search(capsys, *args: str):
+    """`python -m nas.search ARGS` in this process, on the session's Ray: the command's own main (flags,
+    checks, printed lines, exit code), without a Ray start-up per search."""
+    from types import SimpleNamespace
+
+    from nas.cli import run_main
+    from nas.search import main
+
+    capsys.readouterr()
+    code = run_main(main, list(args))
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_a_folder_of_small_images_trains_at_their_size_and_completes(tmp_path, ray_instance, capsys):
     imgs = _imgs(tmp_path / "imgs")
     base = ["--budget", "120MFLOPs", "--space", "resnext-cifar", "--dataset", f"imagefolder:{imgs}",
             "--trials", "2", "--max-epochs", "1", "--storage-path", str(tmp_path / "runs"), "--seed", "1"]
-    out = search_process.run([*base, "--name", "rel"], timeout=600)
+    out = _search(capsys, *base, "--name", "rel")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Images: trials train at 28x28 (the space's 32x32, never above the images' own 32x32; no GPU: " \
            "at most 28x28, Fashion-MNIST's; --train-resolution to choose)" in out.stdout
@@ -35,8 +49,7 @@ def test_a_folder_of_small_images_trains_at_their_size_and_completes(tmp_path, s
     frame = pd.read_csv(run / "trials.csv")
     assert len(frame) == 2 and set(frame["outcome"]) == {"completed"}
 
-    refused = search_process.run([*base, "--name", "huge", "--train-resolution", "224", "--batch-size", "4096"],
-                                 timeout=300)
+    refused = _search(capsys, *base, "--name", "huge", "--train-resolution", "224", "--batch-size", "4096")
     assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
     line = refused.stderr.strip().splitlines()[-1]
     assert line.startswith("error: --batch-size: trials need at least") and "--train-resolution" in line
