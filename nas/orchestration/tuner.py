@@ -59,12 +59,10 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
 
 
 def make_scheduler(settings: SearchSettings):
-    from ray.tune.schedulers import FIFOScheduler
-
-    from .schedulers import ResumableASHA
+    from .schedulers import ResumableASHA, ResumableFIFO
 
     if scheduler_of(settings) == "none":
-        return FIFOScheduler()
+        return ResumableFIFO(settings.location)
     return ResumableASHA(settings.location, time_attr="training_iteration", metric="val_accuracy", mode="max",
                          max_t=settings.max_epochs, grace_period=settings.grace_epochs,
                          reduction_factor=settings.reduction_factor)
@@ -84,7 +82,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .data import accepts_data, shipped_dataset
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
-    from .tracking import tracking_callbacks
+    from .relocation import relocate_restored
+    from .tracking import journal_path, tracking_callbacks
 
     space, budget, loc = resolve_space(settings), budget_of(settings), settings.location
     # Ray is up: a local path on a multi-node cluster fails every trial placed elsewhere at its first
@@ -105,8 +104,11 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         if not tune.Tuner.can_restore(loc.run_uri):
             raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume",
                                     path=loc.display)
-        return tune.Tuner.restore(loc.run_uri, trainable=trainable, resume_unfinished=True,
-                                  resume_errored=True, restart_errored=False)
+        tuner = tune.Tuner.restore(loc.run_uri, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True, restart_errored=False)
+        # What Tune unpickled names the location the run was saved at: the run may have moved since.
+        relocate_restored(tuner, loc, journal_path(settings))
+        return tuner
     train = train_config(settings, space)
     if settings.sampler == "grid":
         points = grid_points(settings, space, budget)
