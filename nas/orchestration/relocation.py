@@ -48,7 +48,7 @@ def relocate_restored(tuner, location: RunLocation, journal: str | None) -> None
 def repoint_trial(trial, location: RunLocation) -> bool:
     """Keep a trial's storage at `location`, as TuneController._restore_trials does for restored trials;
     True if it pointed elsewhere (a trial created from the search algorithm's state of a moved run)."""
-    storage = trial.storage
+    storage = getattr(trial, "storage", None)  # None: a trial Tune has not given storage (or a test's stand-in)
     parent = posixpath.dirname(location.root)
     if storage is None or (storage.storage_fs_path == parent and storage.experiment_dir_name == location.name
                            and storage.storage_filesystem.type_name == location.fs.type_name):
