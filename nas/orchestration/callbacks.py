@@ -116,6 +116,11 @@ class ResultsTable(Callback):
         self.__dict__.update(state)
         self._init_state()
 
+    def relocate(self, location: RunLocation) -> None:
+        """After Tuner.restore: the run is at `location` now (moved, renamed, or where it started)."""
+        self.location = location
+        self._init_state()
+
     def _load_existing(self) -> None:
         trials, epochs = _read_csv(self.location, TRIALS_CSV), _read_csv(self.location, EPOCHS_CSV)
         if trials is not None:

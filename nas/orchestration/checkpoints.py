@@ -43,9 +43,15 @@ class KeepBestCheckpoints(Callback):
         self._manager = None  # Tune's _ExperimentCheckpointManager, as seen by the latest snapshot
         self._final = False  # the latest snapshot was Tune's last one (force=True, wait=True)
         self._restored = False
+        self._location = None  # the run's location when it was resumed (relocate): the saved paths may be older
 
     def __getstate__(self) -> dict:  # Tune pickles its callbacks (tuner.pkl); an upload's thread does not pickle
         return {**self.__dict__, "_upload": None, "_manager": None}
+
+    def relocate(self, location) -> None:
+        """After Tuner.restore: the run is at `location` now; the state Tune restores next (set_state) names
+        the checkpoints where they were saved, maybe before the run moved."""
+        self._location = location
 
     def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint, **info) -> None:
         older = self.latest.get(trial.trial_id)
@@ -92,6 +98,11 @@ class KeepBestCheckpoints(Callback):
         # Snapshot numbers of the killed session mean nothing now: wait for this session's first stored one.
         waiting = state.get("waiting", [])
         self.waiting = [(1, c) for w in waiting for c in (w if isinstance(w, list) else [w])]
+        if self._location is not None:  # a moved run: delete the checkpoints where they are now
+            from .relocation import repoint_checkpoint
+
+            self.latest = {t: repoint_checkpoint(c, self._location) for t, c in self.latest.items()}
+            self.waiting = [(n, repoint_checkpoint(c, self._location)) for n, c in self.waiting]
         self.snapshots, self.stored, self._upload, self._final, self._restored = 0, 0, None, False, True
 
     def on_experiment_end(self, trials: list, **info) -> None:

@@ -37,6 +37,10 @@ class LiveReport(Callback):
     def __getstate__(self) -> dict:  # a restored search starts its own throttle
         return {**self.__dict__, "last": None}
 
+    def relocate(self, location) -> None:
+        """After Tuner.restore: the run is at `location` now (moved, renamed, or where it started)."""
+        self.run_dir = location
+
     def maybe_write(self) -> bool:
         now = self.clock()
         if self.last is not None and now - self.last < self.interval:

@@ -15,6 +15,10 @@ recorded: each trial's accuracy at each rung's milestone epoch, exactly what _Br
 would have recorded had the driver never stopped. Reaching into the restored Tuner's private
 attributes instead would depend on more of Ray's internals than `_Bracket._rungs` does.
 Written by hand because no Ray scheduler restores its own state on resume.
+
+Both schedulers of a search (this one, and ResumableFIFO for `--scheduler none`) also keep every trial
+they are given at the run's current location: after a resume from a moved run directory, the trials Tune
+creates from its restored search algorithm would otherwise be set up at the old one (relocation.py).
 """
 
 from __future__ import annotations
@@ -23,19 +27,45 @@ import io
 from pathlib import Path
 
 import pandas as pd
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from ..rundir.location import RunLocation
 from ..rundir.schema import EPOCHS_CSV
+from .relocation import repoint_trial
 
 
-class ResumableASHA(ASHAScheduler):
+class _AtRunLocation:
+    """A scheduler that knows the run's location (`relocate` after a resume) and keeps its trials there."""
+
+    location: RunLocation
+
+    def relocate(self, location: RunLocation) -> None:
+        self.location = location
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        repoint_trial(trial, self.location)  # before Tune sets the trial up: on_trial_add comes first
+        super().on_trial_add(tune_controller, trial)
+
+
+def _location(run_dir: str | Path | RunLocation) -> RunLocation:
+    # RUN_DIR on a local path or an object store (storage.RunLocation pickles)
+    return run_dir if isinstance(run_dir, RunLocation) else RunLocation.from_run_uri(str(run_dir))
+
+
+class ResumableFIFO(_AtRunLocation, FIFOScheduler):
+    """Tune's FIFOScheduler (`--scheduler none`), keeping its trials at the run's location."""
+
+    def __init__(self, run_dir: str | Path | RunLocation) -> None:
+        super().__init__()
+        self.location = _location(run_dir)
+
+
+class ResumableASHA(_AtRunLocation, ASHAScheduler):
     """ASHAScheduler (one bracket, time in epochs) whose rungs are refilled from epochs.csv on resume."""
 
     def __init__(self, run_dir: str | Path | RunLocation, **kwargs) -> None:
         super().__init__(**kwargs)
-        # RUN_DIR on a local path or an object store (storage.RunLocation pickles)
-        self.location = run_dir if isinstance(run_dir, RunLocation) else RunLocation.from_run_uri(str(run_dir))
+        self.location = _location(run_dir)
         self._prefill_pending = False
 
     def __setstate__(self, state: dict) -> None:
@@ -77,4 +107,4 @@ class ResumableASHA(ASHAScheduler):
         return super().on_trial_result(tune_controller, trial, result)
 
 
-__all__ = ["ResumableASHA"]
+__all__ = ["ResumableASHA", "ResumableFIFO"]

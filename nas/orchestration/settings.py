@@ -233,8 +233,8 @@ def run_location(run: str | os.PathLike | RunLocation) -> RunLocation:
 
 
 def load_settings(run: str | os.PathLike | RunLocation) -> SearchSettings:
-    """The settings a run was started with, read from its search.json; refuses directories that a
-    resume could not continue."""
+    """The settings a run was started with, read from its search.json, at the location it is now (it
+    may have been moved or renamed since); refuses directories that a resume could not continue."""
     loc = run_location(run)
     where = f"{loc.display}/{SEARCH_JSON}"
     try:
@@ -249,18 +249,40 @@ def load_settings(run: str | os.PathLike | RunLocation) -> SearchSettings:
     except (KeyError, TypeError) as exc:
         raise SearchConfigError("resume", "{path} is not from this version of nas.search ({exc})",
                                 path=where, exc=exc) from None
-    started_at = data.get("run_dir")  # absent in runs started before it was recorded
-    if started_at is not None and started_at != loc.display:
-        # Ray Tune's saved state, the callbacks and the Optuna study name the location the run started
-        # at; resumed elsewhere, its trials would fail or write there (not supported yet, so refused).
-        raise SearchConfigError("resume", "{path} was started at {old} and moved since; a moved run cannot be "
-                                "resumed yet: move it back to resume it, or read it where it is (nas.analyze, "
-                                "nas.export)", path=loc.display, old=started_at)
     if not any(f.startswith("experiment_state-") and f.endswith(".json") for f in loc.list()):
         raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume (it was stopped "
                                 "before its first trial was recorded); start a new search instead",
                                 path=loc.display)
-    return replace(settings, storage_path=loc.storage_path, name=loc.name)
+    settings = replace(settings, storage_path=loc.storage_path, name=loc.name)
+    started_at = data.get("run_dir")  # absent in runs started before it was recorded
+    if started_at is not None and started_at != loc.display:
+        settings = _moved(settings, started_at, loc)
+    return settings
+
+
+def _moved(settings: SearchSettings, started_at: str, loc: RunLocation) -> SearchSettings:
+    """The settings of a run moved (or renamed, or copied) from `started_at` to `loc`: a study journal kept
+    inside the run follows it; what cannot follow is refused. The driver re-points Tune's restored objects
+    (nas.orchestration.relocation)."""
+    if any(value.split("=", 1)[0] == "mlflow" for value in settings.log):
+        # MLflow's store names the run's artifact folder (RUN_DIR) in every run it holds
+        raise SearchConfigError("resume", "{path} was started at {old} and logs to MLflow, whose runs name that "
+                                "folder: move it back to resume it", path=loc.display, old=started_at)
+    journal = settings.optuna_storage
+    if settings.sampler == "grid" or (journal is not None and "://" in journal):
+        return settings  # no study, or one in a database that stays where it is
+    if journal is None:
+        inside = "optuna.journal" if "://" not in started_at else None  # a run on an object store has none
+    else:
+        path = Path(journal).expanduser().resolve()
+        inside = path.relative_to(started_at).as_posix() if path.is_relative_to(started_at) else None
+    if inside is None:
+        return settings
+    if not loc.is_local:
+        raise SearchConfigError("resume", "{path} keeps its Optuna study in the journal file {file}, which an "
+                                "object store cannot hold; resume it on a filesystem", path=loc.display,
+                                file=inside)
+    return settings if journal is None else replace(settings, optuna_storage=str(loc.local_dir / inside))
 
 
 def write_search_json(settings: SearchSettings, space, budget, train_resolution: int,
@@ -282,7 +304,7 @@ def write_search_json(settings: SearchSettings, space, budget, train_resolution:
         "dataset": settings.dataset, "objective": settings.objective, "sampler": settings.sampler,
         "match": settings.match if settings.sampler == "grid" else None, "max_epochs": settings.max_epochs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run_dir": settings.location.display,  # where it started: --resume refuses a moved run
+        "run_dir": settings.location.display,  # where it started (a moved run resumes where it is now)
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "ray": ray.__version__, "optuna": optuna.__version__},
         "settings": asdict(settings),

@@ -69,6 +69,29 @@ def optuna_storage(target: str | os.PathLike):
     return optuna.storages.JournalStorage(backend)
 
 
+def journal_path(settings) -> str | None:
+    """The journal file holding a search's study: `--optuna-storage PATH`, else RUN_DIR/optuna.journal; None
+    for a database URL, and for a run on an object store without --optuna-storage (its study is in memory,
+    saved with Tune's searcher state)."""
+    target = settings.optuna_storage or settings.location.local_dir
+    return None if target is None or "://" in os.fspath(target) else storage_url(target)
+
+
+def repoint_journal(storage, path: str) -> bool:
+    """Re-open a JournalStorage that Ray unpickled on the journal file at `path` (the run moved); in place,
+    since the study and each of its trials hold this same storage object. True if it was elsewhere."""
+    import optuna
+
+    backend = getattr(storage, "_backend", None)
+    if not isinstance(storage, optuna.storages.JournalStorage) or not isinstance(
+            backend, optuna.storages.journal.JournalFileBackend) or backend._file_path == path:
+        return False
+    state = storage.__getstate__()  # what JournalStorage pickles: its backend; the replay restarts from it
+    state["_backend"] = optuna.storages.journal.JournalFileBackend(path)
+    storage.__setstate__(state)
+    return True
+
+
 def study_name(run_name: str) -> str:
     """One study per search run, named after it (several runs may share one RDB)."""
     return f"nas-{run_name}"
@@ -204,8 +227,16 @@ def _searcher_class():
             except Exception as exc:  # the decoded study is a view: it must never stop the search
                 logging.getLogger(__name__).warning("architecture study not updated: %s", exc)
 
+        def relocate_journal(self, path: str) -> None:
+            """The run moved: its study's journal is at `path` now (nas.orchestration.relocation)."""
+            self._journal_now = path
+            repoint_journal(self._storage, path)
+
         def restore(self, checkpoint_path: str) -> None:
+            journal = getattr(self, "_journal_now", None)  # set after Tuner.restore; the saved state predates it
             super().restore(checkpoint_path)
+            if journal is not None:
+                self.relocate_journal(journal)
             _fail_orphans(self._ot_study, {t.number for t in self._ot_trials.values()})
             self._mirror()  # trials a killed driver finished but had not copied yet
 
@@ -631,10 +662,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "JOURNAL_FILE", "TrackingError", "check_new_study", "check_tracking", "dashboard_command", "finish_tracking",
-    "search_mlflow_uri", "tracking_callbacks", "dashboard_line", "label_process", "load_study",
-    "process_title",
-    "log_parent_run", "mlflow_callbacks", "mlflow_tracking_uri", "mlflow_view_command", "optuna_storage",
-    "parse_log", "start_parent_run", "storage_url", "study_name", "tensorboard_callbacks", "tensorboard_hparams",
-    "tensorboard_scalars", "tracked_optuna_search", "trial_outcome", "trial_params", "trial_run_name",
+    "JOURNAL_FILE", "TrackingError", "check_new_study", "check_tracking", "dashboard_command", "dashboard_line",
+    "finish_tracking", "journal_path", "label_process", "load_study", "log_parent_run", "mlflow_callbacks",
+    "mlflow_tracking_uri", "mlflow_view_command", "optuna_storage", "parse_log", "process_title", "repoint_journal",
+    "search_mlflow_uri", "start_parent_run", "storage_url", "study_name", "tensorboard_callbacks",
+    "tensorboard_hparams", "tensorboard_scalars", "tracked_optuna_search", "tracking_callbacks", "trial_outcome",
+    "trial_params", "trial_run_name",
 ]

@@ -81,12 +81,10 @@ def _quiet(make):
 
 
 def make_scheduler(settings: SearchSettings):
-    from ray.tune.schedulers import FIFOScheduler
-
-    from .schedulers import ResumableASHA
+    from .schedulers import ResumableASHA, ResumableFIFO
 
     if scheduler_of(settings) == "none":
-        return FIFOScheduler()
+        return ResumableFIFO(settings.location)
     return ResumableASHA(settings.location, time_attr="training_iteration", metric="val_accuracy", mode="max",
                          max_t=settings.max_epochs, grace_period=settings.grace_epochs,
                          reduction_factor=settings.reduction_factor)
@@ -106,7 +104,8 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .data import accepts_data, shipped_dataset
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
-    from .tracking import tensorboard_callbacks, tracking_callbacks
+    from .relocation import relocate_restored
+    from .tracking import journal_path, tensorboard_callbacks, tracking_callbacks
     from .worker_faults import survive_worker_deaths
 
     skip_callback_telemetry_when_off()
@@ -131,8 +130,11 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         if not tune.Tuner.can_restore(loc.run_uri):
             raise SearchConfigError("resume", "{path} has no Ray Tune experiment state to resume",
                                     path=loc.display)
-        return tune.Tuner.restore(loc.run_uri, trainable=trainable, resume_unfinished=True,
-                                  resume_errored=True, restart_errored=False)
+        tuner = tune.Tuner.restore(loc.run_uri, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True, restart_errored=False)
+        # What Tune unpickled names the location the run was saved at: the run may have moved since.
+        relocate_restored(tuner, loc, journal_path(settings))
+        return tuner
     train = train_config(settings, space)
     if settings.sampler == "grid":
         points = grid_points(settings, space, budget)

@@ -206,6 +206,40 @@ def _check_resumed(run_dir, before, epochs_before, stdout) -> pd.DataFrame:
     return kept
 
 
+def test_a_moved_and_renamed_run_resumes_where_it_is_now(tmp_path, search_process):
+    """Killed after its first trial, moved (mv) to another folder under another name, resumed from there:
+    every trial completes in the new folder, the study too, and the old folder is never recreated (the
+    resumed trials used to fail or write their rows there: the restored callbacks, searcher and search
+    algorithm named it)."""
+    old, new = tmp_path / "first" / "run", tmp_path / "moved" / "renamed"
+    fast = [*searchrun.FAST]
+    fast[fast.index("--budget") + 1] = "150MFLOPs"  # a third of FAST's cost per trial
+    dashboard = ["--dashboard-port", str(free_port())]
+    log = tmp_path / "first.log"
+    proc = search_process.start([*fast, "--trials", "3", "--max-epochs", "1", "--storage-path",
+                                 str(old.parent), "--name", "run", *dashboard], log)
+    try:
+        searchrun.wait_for(lambda: (searchrun.trials(old)["outcome"] == "completed").any(), 600, proc, log)
+    finally:
+        leftovers = searchrun.kill_driver(proc)
+    searchrun.kill_pids(leftovers)
+    before = searchrun.trials(old)
+    new.parent.mkdir()
+    old.rename(new)
+    out = search_process.run(["--resume", str(new), *dashboard], timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    after = searchrun.trials(new)
+    assert len(after) == 3 and after["trial_id"].is_unique and set(after["outcome"]) == {"completed"}, (
+        after[["trial_id", "outcome", "reason"]], out.stdout[-3000:])
+    assert set(before.loc[before["outcome"] == "completed", "trial_id"]) <= set(after["trial_id"])
+    assert not old.exists() and not any(old.parent.iterdir())
+    assert (new / "best.json").is_file() and f"{new}/best.json" in out.stdout
+    from nas.orchestration import tracking
+
+    study = tracking.load_study(new, "run")  # the journal moved with the run, and the study kept its name
+    assert {t.user_attrs.get("ray_trial_id") for t in study.trials} >= set(after["trial_id"])
+
+
 # --- what a running search exposes ------------------------------------------------------------------------
 
 def test_everything_listens_on_loopback_and_the_dashboard_needs_the_token(tmp_path, search_process):

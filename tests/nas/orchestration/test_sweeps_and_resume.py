@@ -171,27 +171,3 @@ def test_finish_ranks_the_trials_on_disk_not_a_stale_table(tmp_path):
     summary = finish(s, log=lambda *_: None)
     assert summary["trials"] == 2 and summary["best_trial"] == "t2"
     assert json.loads((s.run_dir / "best.json").read_text())["stages"][0]["cardinality"] == 32
-
-
-def test_a_moved_run_is_refused_in_one_line_naming_where_it_started(tmp_path):
-    """Tune's state, the callbacks and the study name the run's first location: resuming a moved run
-    crashed or sent its trials' rows to the old folder. Until moves are supported, it is refused."""
-    import json
-
-    from nas.orchestration import SearchConfigError, load_settings
-    from nas.orchestration.settings import write_search_json
-    from search_spaces import Budget, get_space
-
-    s = SearchSettings(budget_flops=parse_flops("4GFLOPs"), storage_path=str(tmp_path / "a"), name="run",
-                       max_epochs=2)
-    s.location.check_writable()
-    write_search_json(s, get_space("resnext-imagenet"), Budget(s.budget_flops), 28)
-    (s.run_dir / "experiment_state-2026-12-02_00-00-00.json").write_text("{}")
-    assert load_settings(s.run_dir).name == "run"  # where it started: fine
-    moved = tmp_path / "b" / "run"
-    moved.parent.mkdir()
-    s.run_dir.rename(moved)
-    with pytest.raises(SearchConfigError) as info:
-        load_settings(moved)
-    assert info.value.setting == "resume" and str(tmp_path / "a" / "run") in str(info.value)
-    assert json.loads((moved / "search.json").read_text())["run_dir"] == str(tmp_path / "a" / "run")
