@@ -147,10 +147,14 @@ MOMENTS = {
 }
 
 
-def test_resume_after_kill_9_before_the_first_epoch_and_again_mid_trial(tmp_path, search_process):
+def test_resume_after_kill_9_before_the_first_epoch_and_again_mid_trial_then_moved(tmp_path, search_process):
     """Killed before the first trial finished (nothing recorded yet), resumed, killed again mid-trial (a
-    trial has a checkpointed epoch), resumed to the end: both moments in one search (three drivers
-    instead of four), and the second kill hits a resumed driver. Each kill's records are checked alone."""
+    trial has a checkpointed epoch), then moved (mv) to another folder under another name and resumed
+    from there to the end: both moments and a moved run in one search (three drivers instead of five),
+    and the second kill hits a resumed driver. Each kill's records are checked alone. The moved run's
+    trials used to fail or write their rows to the old folder (the restored callbacks, searcher and
+    search algorithm named it); now every trial completes in the new folder, the study moved with it, and
+    the old folder is never recreated."""
     run_dir = tmp_path / "killed"
     # Own dashboard port: another search on the machine may hold the default one.
     dashboard = ["--dashboard-port", str(free_port())]
@@ -168,11 +172,19 @@ def test_resume_after_kill_9_before_the_first_epoch_and_again_mid_trial(tmp_path
             leftovers = searchrun.kill_driver(proc)
         snapshots[moment] = searchrun.trials(run_dir), _epochs(run_dir)
         searchrun.kill_pids(leftovers)
-    out = search_process.run(resume)
+    moved = tmp_path / "moved" / "renamed"
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    out = search_process.run(["--resume", str(moved), *dashboard])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    _check_resumed(run_dir, *snapshots["before-first-trial-finishes"], out.stdout)
-    kept = _check_resumed(run_dir, *snapshots["mid-trial"], out.stdout)
+    _check_resumed(moved, *snapshots["before-first-trial-finishes"], out.stdout)
+    kept = _check_resumed(moved, *snapshots["mid-trial"], out.stdout)
     assert len(kept) >= 3  # the interrupted trial's first epoch is among them
+    assert not run_dir.exists() and f"{moved}/best.json" in out.stdout
+    from nas.orchestration import tracking
+
+    study = tracking.load_study(moved, "killed")  # the journal moved with the run, the study kept its name
+    assert {t.user_attrs.get("ray_trial_id") for t in study.trials} >= set(searchrun.trials(moved)["trial_id"])
 
 
 def test_resume_after_kill_9_between_trials(killed_and_resumed):
@@ -204,40 +216,6 @@ def _check_resumed(run_dir, before, epochs_before, stdout) -> pd.DataFrame:
     assert load_architecture(run_dir / "best.json").to_dict() == json.loads(top["arch"])
     assert f"Best: {top['name']}" in stdout and "\ntrials: " in stdout and "/trials.csv" in stdout
     return kept
-
-
-def test_a_moved_and_renamed_run_resumes_where_it_is_now(tmp_path, search_process):
-    """Killed after its first trial, moved (mv) to another folder under another name, resumed from there:
-    every trial completes in the new folder, the study too, and the old folder is never recreated (the
-    resumed trials used to fail or write their rows there: the restored callbacks, searcher and search
-    algorithm named it)."""
-    old, new = tmp_path / "first" / "run", tmp_path / "moved" / "renamed"
-    fast = [*searchrun.FAST]
-    fast[fast.index("--budget") + 1] = "150MFLOPs"  # a third of FAST's cost per trial
-    dashboard = ["--dashboard-port", str(free_port())]
-    log = tmp_path / "first.log"
-    proc = search_process.start([*fast, "--trials", "3", "--max-epochs", "1", "--storage-path",
-                                 str(old.parent), "--name", "run", *dashboard], log)
-    try:
-        searchrun.wait_for(lambda: (searchrun.trials(old)["outcome"] == "completed").any(), 600, proc, log)
-    finally:
-        leftovers = searchrun.kill_driver(proc)
-    searchrun.kill_pids(leftovers)
-    before = searchrun.trials(old)
-    new.parent.mkdir()
-    old.rename(new)
-    out = search_process.run(["--resume", str(new), *dashboard], timeout=900)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    after = searchrun.trials(new)
-    assert len(after) == 3 and after["trial_id"].is_unique and set(after["outcome"]) == {"completed"}, (
-        after[["trial_id", "outcome", "reason"]], out.stdout[-3000:])
-    assert set(before.loc[before["outcome"] == "completed", "trial_id"]) <= set(after["trial_id"])
-    assert not old.exists() and not any(old.parent.iterdir())
-    assert (new / "best.json").is_file() and f"{new}/best.json" in out.stdout
-    from nas.orchestration import tracking
-
-    study = tracking.load_study(new, "run")  # the journal moved with the run, and the study kept its name
-    assert {t.user_attrs.get("ray_trial_id") for t in study.trials} >= set(after["trial_id"])
 
 
 # --- what a running search exposes ------------------------------------------------------------------------
