@@ -286,7 +286,7 @@ def trial_table(run: RunData, arch_links: dict[str, str]) -> str:
     body = []
     for _, r in rows.iterrows():
         cells = []
-        for header, col, fmt in TRIAL_TABLE:
+        for _header, col, fmt in TRIAL_TABLE:
             v = r.get(col)
             if fmt is None:
                 text = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)

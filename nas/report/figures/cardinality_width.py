@@ -115,6 +115,7 @@ def accuracy_vs(run: RunData, x: str, color: str, *, key: str, title: str, x_tit
                f"(ASHA's first rung); right: the completed trials only. Trials stopped early are never mixed "
                f"with trials that trained longer: that would reward whichever {x} ASHA happened to keep. "
                f"Points are coloured by {color_label}; the dotted line is the median per {group} with its "
-               f"95% percentile-bootstrap interval (n written beside it; a value tried by one trial only has no median drawn, "
-               f"the trial is its own point; with n=2 the interval is just the two values).{failed_note} Hover a point for its architecture.")
+               f"95% percentile-bootstrap interval (n written beside it; a value tried by one trial only "
+               f"has no median drawn, the trial is its own point; with n=2 the interval is just the two "
+               f"values).{failed_note} Hover a point for its architecture.")
     return Section(key, title, fig, caption)

@@ -79,6 +79,7 @@ def accuracy_vs_cost(run: RunData, cost: str) -> Section:
     fig.update_layout(**LAYOUT, **coloraxis(data["cardinality"], "C"))
     fig.update_xaxes(title_text=unit)
     fig.update_yaxes(title_text=ACC_TITLE)
+    band = " Green band: the feasible window, from (1 - tolerance) x budget up to the budget."
     caption = (f"Red: the trials no cheaper trial beats (higher accuracy for fewer {unit}), over "
-               f"{basis_text}." + (" Green band: the feasible window, from (1 - tolerance) x budget up to the budget." if is_flops else ""))
+               f"{basis_text}." + (band if is_flops else ""))
     return Section(key, title, fig, caption)
