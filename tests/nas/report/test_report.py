@@ -479,3 +479,42 @@ def test_spread_trend_skips_single_trial_medians():
     trend = next(t for t in spread_traces(one, "depth_total", lambda v: int(v), "#333", "median", True)
                  if t.meta["role"] == "trend")
     assert list(trend.x) == [12] and trend.mode == "markers"  # one median: nothing to join
+
+
+def test_comparison_gives_each_runs_best_and_median_with_intervals_and_links(tmp_path):
+    from nas.report import evidence as ev
+    from nas.report.compare import write_comparison
+
+    a = write_fake_run(tmp_path / "shared", n_trials=12, seed=4, failures=False, max_epochs=3)
+    b = write_fake_run(tmp_path / "cifar", n_trials=8, seed=5, space="resnext-cifar", max_epochs=3)
+    write_report(a)  # b has no report: its row links nowhere
+    out = tmp_path / "pages" / "cmp.html"
+    out.parent.mkdir()
+    write_comparison([a, b], out)
+    html = out.read_text()
+    assert " at at " not in html and "n at " not in html
+    runs = html[html.index("id='runs-table'"):]
+    assert '<a href="../shared/report.html">shared</a>' in runs[:runs.index("</table>")]
+    assert "report.html\">cifar" not in runs
+    for name, run_dir in (("shared", a), ("cifar", b)):
+        t = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+        done = t[t["outcome"] == "completed"]
+        err = 100 * (1 - done["best_val_accuracy"])
+        # the completed-trials table: this run's row, best and median error with [lo, hi]
+        part = html[html.index("<h3>completed trials</h3>"):]
+        row = re.search(rf"<tr data-run='{name}'>(.*?)</tr>", part).group(1)
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        assert cells[1] == str(len(done))
+        best = re.fullmatch(r"([0-9.]+) \[([0-9.]+), ([0-9.]+)\]", cells[2])
+        med = re.fullmatch(r"([0-9.]+) \[([0-9.]+), ([0-9.]+)\]", cells[3])
+        assert float(best.group(1)) == pytest.approx(err.min(), abs=0.005)
+        assert float(med.group(1)) == pytest.approx(err.median(), abs=0.005)
+        assert float(best.group(2)) == pytest.approx(err.min(), abs=0.005)  # a resample's best is never lower
+        assert float(best.group(1)) <= float(best.group(3))
+        assert float(med.group(2)) <= float(med.group(1)) <= float(med.group(3))
+        assert done.loc[err.idxmin(), "name"] in cells[4]
+    # one trial: no interval (resampling one value says nothing)
+    one = ev.RunEdf("x", ev.Fidelity(pd.DataFrame({"error": [12.0], "name": ["a"], "trial_id": ["t"]}), 1,
+                                     "at epoch 1"), pd.DataFrame())
+    s = ev.summarise_run(one)
+    assert s.best == s.median == 12.0 and math.isnan(s.best_lo) and math.isnan(s.median_hi)
