@@ -33,10 +33,12 @@ TRIAL_COLUMNS: dict[str, type] = {
     "flops_train": int, "params": int, "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
     "train_loss": float, "epochs": int, "images_per_second": float, "seconds": float, "seed": int,
     "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str,
+    "started": float,  # unix time the trial (last) started; with epochs.csv's timestamps a run can be replayed
 }
 EPOCH_COLUMNS: dict[str, type] = {
     "trial_id": str, "epoch": int, "train_loss": float, "val_accuracy": float, "val_loss": float,
     "images_per_second": float, "epoch_seconds": float, "seconds": float,
+    "timestamp": float,  # unix time the epoch was reported (Ray's result timestamp; a run can be replayed)
 }
 
 
