@@ -122,7 +122,8 @@ def describe_imagefolder(path: str | Path, resolution: int | None = None) -> Dat
     """An image folder's facts without reading an image: its classes are its class folders; its
     resolution is `resolution` (the training resolution it will be decoded at) or 224."""
     _, _, _, classes = _layout(path)
-    return DatasetInfo(CHANNELS, len(classes), resolution or DEFAULT_RESOLUTION)
+    return DatasetInfo(CHANNELS, len(classes), resolution or DEFAULT_RESOLUTION, IMAGENET_MEAN, IMAGENET_STD,
+                       tuple(classes))
 
 
 def load_imagefolder(path: str | Path, resolution: int | None = None, workers: int = 2) -> Dataset:
