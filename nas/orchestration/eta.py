@@ -76,9 +76,9 @@ def draw_epochs_left(done: int, plan: AshaPlan, fractions: Mapping[int, float], 
 @dataclass(frozen=True)
 class Costs:
     """What the run has measured: seconds per trial-epoch (per trial, and the mean for trials without
-    one), the wall time a trial spends before its first epoch ends beyond that epoch (process start,
-    model, data) and the ratio of wall time between two epochs' reports to the epochs' own seconds
-    (evaluation, checkpoint, reporting)."""
+    one), the wall time a trial costs beyond its epochs (from the previous trial's end on its slot to its
+    own first epoch: process start, model, data) and the ratio of wall time between two epochs' reports
+    to the epochs' own seconds (evaluation, checkpoint, reporting)."""
 
     per_trial: Mapping[str, float]
     mean_epoch: float
@@ -94,7 +94,7 @@ def measure_costs(trials: pd.DataFrame, epochs: pd.DataFrame) -> Costs | None:
     if not len(measured):
         return None
     per_trial = measured.groupby("trial_id")["epoch_seconds"].mean().to_dict()
-    overhead, ratios = [], []
+    overhead, gaps, ratios = [], [], []
     if "timestamp" in measured and measured["timestamp"].notna().any():
         timed = measured.dropna(subset=["timestamp"]).sort_values(["trial_id", "epoch"])
         started = (dict(zip(trials["trial_id"], trials["started"], strict=True))
@@ -109,8 +109,18 @@ def measure_costs(trials: pd.DataFrame, epochs: pd.DataFrame) -> Costs | None:
                 own = g["epoch_seconds"].iloc[1:].to_numpy(dtype=float)
                 if own.sum() > 0:
                     ratios.append(wall.sum() / own.sum())
-    return Costs(per_trial, float(measured["epoch_seconds"].mean()),
-                 float(sum(overhead) / len(overhead)) if overhead else 0.0,
+        # Between trials: from a trial's last report to the start of the next one on its slot (Tune
+        # tearing down, checkpoint bookkeeping, starting the next process): a slot's share of a trial.
+        ends = timed.groupby("trial_id")["timestamp"].max()
+        finished = trials.loc[trials["outcome"].isin(FINISHED), "trial_id"] if len(trials) else []
+        ends = sorted(float(ends[t]) for t in finished if t in ends.index)
+        for s in sorted(float(v) for v in started.values() if v is not None and not pd.isna(v)):
+            before = [e for e in ends if e <= s]
+            if before:
+                gaps.append(s - before[-1])
+                ends.remove(before[-1])
+    start = (sum(overhead) / len(overhead) if overhead else 0.0) + (sum(gaps) / len(gaps) if gaps else 0.0)
+    return Costs(per_trial, float(measured["epoch_seconds"].mean()), float(start),
                  max(1.0, float(sum(ratios) / len(ratios))) if ratios else 1.0)
 
 
