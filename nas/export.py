@@ -3,20 +3,24 @@
 Layout of OUT (default RUN_DIR/export):
 
     OUT/index.json                  the ranking: one entry per exported architecture, with its files
-    OUT/rank01_<trial_id>/arch.json the architecture, plain resnext-arch/1 (nas.load_architecture reads it)
-    OUT/rank01_<trial_id>/metrics.json  what the search measured for it, and where it came from
+    OUT/rank01_<trial_id>/arch.json the architecture as trained, plain resnext-arch/1: the stem's input
+                                        channels and the classifier of the dataset it trained on, so it
+                                        fits the weights (nas.build_model + load_state_dict)
+    OUT/rank01_<trial_id>/arch_nominal.json  the architecture as searched: the space's nominal ends
+                                        (3 channels, 1000 classes for resnext-imagenet), what its FLOPs
+                                        budget was measured on
+    OUT/rank01_<trial_id>/metrics.json  what the search measured for it, where it came from, and the
+                                        input the model expects (`input`: normalisation, classes, resolution)
     OUT/rank01_<trial_id>/weights.safetensors  the trial's trained weights, for every rank whose trial
-                                        kept a checkpoint, with trained_arch.json in the file's metadata:
+                                        kept a checkpoint, with arch.json in the file's metadata:
                                         nas.report.deploy.load_model(p) (weights.pt, a torch state_dict,
                                         without the `export` extra: pip install 'resnext-nas[export]')
-    OUT/rank01_<trial_id>/model.onnx    --format onnx: the model, checked against PyTorch on random
-                                        inputs with onnxruntime (max abs difference in metrics.json)
+    OUT/rank01_<trial_id>/model.onnx    --format onnx: the model with dynamic batch, height and width, and
+                                        metadata_props: architecture, mean, std, class_names,
+                                        train_resolution, preprocessing; checked against PyTorch on random
+                                        inputs of two sizes with onnxruntime (max abs difference in metrics.json)
     OUT/rank01_<trial_id>/model.torchscript.pt  --format torchscript: the traced model, checked the same
                                         way after torch.jit.load
-    OUT/rank01_<trial_id>/trained_arch.json  the architecture those weights fit: arch.json with the
-                                        stem's input channels and the classifier of the dataset it
-                                        trained on (arch.json keeps the space's nominal ends, which
-                                        is what its FLOPs budget was measured on)
 
 Trials are ranked as in the report and as the search's checkpoint keeping: completed trials first, then
 best validation accuracy, epochs, fewer FLOPs (nas.rundir.schema.rank_key). Each rank's weights are its

@@ -52,6 +52,22 @@ class FractionalOOM(RuntimeError):
     """
 
 
+@dataclass(frozen=True)
+class StepProgress:
+    """Where an epoch's training stands after a step. `loss_sum` stays a device tensor: reading it
+    (`loss`) waits for the GPU, so a progress display reads it only when it draws."""
+
+    epoch: int
+    step: int
+    steps: int  # steps per epoch
+    loss_sum: torch.Tensor
+    seen: int
+
+    @property
+    def loss(self) -> float:
+        return float(self.loss_sum) / max(1, self.seen)
+
+
 def train(
     arch: Architecture,
     config: TrainConfig,
@@ -60,8 +76,10 @@ def train(
     checkpoint_dir: str | Path | None = None,
     resume_from: str | Path | None = None,
     dataset: Dataset | None = None,
+    on_step: Callable[[StepProgress], None] | None = None,
 ) -> dict[str, Any]:
     """Train `arch` under `config`; call `report(metrics)` after every epoch; return the last metrics.
+    `on_step(StepProgress)` is called after every training step (a progress bar within the epoch).
 
     `arch`'s input channels and classes are adapted to the dataset (with_io). With `checkpoint_dir`,
     checkpoint.pt is written there after each epoch, before `report` is called. `resume_from` (a
@@ -70,6 +88,7 @@ def train(
     """
     device = _claim_device(config)
     trainer = _Trainer.build(arch, config, device, prepare_data(config, device, dataset))
+    trainer.on_step = on_step
     if resume_from is not None:
         trainer.restore(resume_from)
     progress = trainer.progress
@@ -272,6 +291,7 @@ class _Trainer:
     augment: bool
     static: dict[str, Any]  # the metrics every epoch repeats: FLOPs, parameters, the recipe
     progress: _Progress = dataclasses.field(default_factory=_Progress)
+    on_step: Callable[[StepProgress], None] | None = None
 
     @classmethod
     def build(cls, arch: Architecture, config: TrainConfig, device: torch.device, data: _Data) -> _Trainer:
@@ -361,6 +381,8 @@ class _Trainer:
             loss_sum += loss.detach() * labels.shape[0]
             correct += (logits.detach().argmax(1) == labels).sum()
             seen += labels.shape[0]
+            if self.on_step is not None:
+                self.on_step(StepProgress(epoch, i + 1, schedule.steps_per_epoch, loss_sum, seen))
             # A sync per step is free on the CPU; on a GPU check every 16 steps (and at the end).
             if (not cuda or i % 16 == 15) and not torch.isfinite(loss_sum):
                 diverged = True
@@ -442,4 +464,5 @@ def evaluate(model: torch.nn.Module, split: Any, aug: Any, device: torch.device,
     return float(loss_sum) / max(1, n), int(correct) / max(1, n)
 
 
-__all__ = ["PLACEHOLDER_LOSS", "FractionalOOM", "evaluate", "lr_factor", "prepare_data", "resolve_device", "train"]
+__all__ = ["PLACEHOLDER_LOSS", "FractionalOOM", "StepProgress", "evaluate", "lr_factor", "prepare_data",
+           "resolve_device", "train"]

@@ -26,6 +26,7 @@ from search_spaces import Architecture, complexity
 
 from ..rundir.location import RunLocation, ThrottledWriter
 from ..rundir.schema import EPOCH_COLUMNS, EPOCHS_CSV, RENAMED_COLUMNS, TRIAL_COLUMNS, TRIALS_CSV, json_value
+from .eta import FINISHED, AshaPlan
 from .worker_faults import failure_of
 
 
@@ -182,6 +183,7 @@ class ResultsTable(Callback):
             self.write(flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.rows.setdefault(trial.trial_id, {"trial_id": trial.trial_id})["started"] = time.time()
         self._update(trial, status="RUNNING", outcome="running", flush=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -297,6 +299,11 @@ def format_progress(frame: pd.DataFrame, elapsed: float, limit: int = 20) -> str
     return "\n".join(lines)
 
 
+# The time-left estimate is recomputed when a trial reports or ends, and at least this often (each takes
+# ~20 ms for 9 trials, nas.orchestration.eta); in between, the terminal's redraw counts it down.
+ETA_REFRESH_S = 10.0
+
+
 class ProgressTable(Callback):
     """Prints the table with the time elapsed and an estimate of what remains (nas.orchestration.live).
 
@@ -307,26 +314,35 @@ class ProgressTable(Callback):
 
     def __init__(self, table: ResultsTable, interval: float = 20.0, stream: TextIO | None = None,
                  total: int | None = None, time_budget_s: float | None = None, clock=time.monotonic,
-                 tty_interval: float = 1.0) -> None:
+                 tty_interval: float = 1.0, plan: AshaPlan | None = None, wall=time.time) -> None:
         from .live import Screen
 
         # None means sys.stdout at print time: Tune pickles callbacks, and a stream does not pickle.
         self.table, self.interval, self.stream = table, interval, stream
         self.total, self.time_budget_s, self.clock, self.tty_interval = total, time_budget_s, clock, tty_interval
+        # plan: the epochs a trial may run and ASHA's rungs (none: every trial runs max_epochs)
+        self.plan, self.wall = plan or AshaPlan(table.max_epochs), wall
         self.start = clock()
         self.last: float | None = None
-        self.done_at_start: int | None = None
+        self.concurrency = 1  # the most trials seen running at once: the slots the estimate fills
+        self._eta, self._eta_key, self._eta_at = None, None, 0.0  # the last estimate, counted down between
         self.screen = Screen()
 
     def render(self, now: float) -> str:
         from .live import remaining_seconds, time_line
 
         frame = self.table.frame()
-        done = int((~frame["outcome"].isin(["running", "retrying"])).sum()) if len(frame) else 0
-        if self.done_at_start is None:
-            self.done_at_start = done
-        elapsed = now - self.start
-        remaining = remaining_seconds(done, self.done_at_start, self.total, elapsed, self.time_budget_s)
+        running = int(frame["outcome"].isin(["running", "retrying"]).sum()) if len(frame) else 0
+        done = int(frame["outcome"].isin(FINISHED).sum()) if len(frame) else 0
+        self.concurrency = max(self.concurrency, running)
+        elapsed, wall = now - self.start, self.wall()
+        key = (len(self.table.epochs), tuple(frame["outcome"]) if len(frame) else ())
+        if key != self._eta_key or wall - self._eta_at >= ETA_REFRESH_S:
+            epochs = pd.DataFrame(list(self.table.epochs.values()), columns=list(EPOCH_COLUMNS))
+            self._eta = remaining_seconds(frame, epochs, self.total, self.plan, self.concurrency, elapsed,
+                                          now=wall, time_budget_s=self.time_budget_s)
+            self._eta_key, self._eta_at = key, wall
+        remaining = None if self._eta is None else max(0.0, self._eta - (wall - self._eta_at))
         return time_line(done, self.total, elapsed, remaining) + "\n" + format_progress(frame, elapsed)
 
     def _print(self, force: bool = False, tick: bool = False) -> None:
@@ -350,7 +366,7 @@ class ProgressTable(Callback):
         from .live import Screen
 
         self.__dict__.update(state)
-        self.start, self.last, self.done_at_start = self.clock(), None, None  # a restored driver's own clock
+        self.start, self.last = self.clock(), None  # a restored driver's own clock
         self.screen = Screen()
 
     def on_step_end(self, iteration, trials, **info) -> None:

@@ -1,5 +1,5 @@
 """Watching a search as it runs: report.html rewritten as trials finish, and the progress table drawn in
-place on a terminal with the time elapsed and an estimate of what remains.
+place on a terminal with the time elapsed and an estimate of what remains (nas.orchestration.eta).
 
 Written by hand because no library does it for our run directory: Ray Tune's reporters print its own
 trial table (no architecture columns, no outcomes) and have no estimate of the time left; the report
@@ -13,7 +13,10 @@ import sys
 import time
 from typing import TextIO
 
+import pandas as pd
 from ray.tune import Callback
+
+from .eta import AshaPlan, seconds_left
 
 # report.html took 1.3-1.9 s to write for a 9-trial run on this 2-core machine (nas.report.write_report,
 # measured): written synchronously in Tune's loop at most every 30 s, that is under 7% of the driver's
@@ -73,15 +76,15 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def remaining_seconds(done: int, done_at_start: int, total: int | None, elapsed: float,
+def remaining_seconds(trials: pd.DataFrame, epochs: pd.DataFrame, total: int | None, plan: AshaPlan,
+                      concurrency: int, elapsed: float, now: float | None = None,
                       time_budget_s: float | None = None) -> float | None:
-    """What remains, from the rate at which this driver finished trials (done since it started, so a
-    resumed search is not credited with the earlier driver's trials), capped by the time budget.
-    None while nothing can be said (no trial finished yet, and no time budget)."""
+    """What remains: the trial-epochs still expected under ASHA, at the seconds per trial-epoch measured
+    so far, over `concurrency` slots (nas.orchestration.eta), capped by the time budget. None while
+    nothing can be said (no epoch measured yet, and no time budget)."""
     estimate = None
-    finished_here = done - done_at_start
-    if total and finished_here > 0 and elapsed > 0:
-        estimate = max(0, total - done) * elapsed / finished_here
+    if total:
+        estimate = seconds_left(trials, epochs, total=total, plan=plan, concurrency=concurrency, now=now)
     if time_budget_s:
         left = max(0.0, time_budget_s - elapsed)
         estimate = left if estimate is None else min(estimate, left)
@@ -90,7 +93,7 @@ def remaining_seconds(done: int, done_at_start: int, total: int | None, elapsed:
 
 def time_line(done: int, total: int | None, elapsed: float, remaining: float | None) -> str:
     of = f"{done}/{total}" if total else str(done)
-    left = f"~{format_duration(remaining)} left" if remaining is not None else "time left: after the first trial"
+    left = f"~{format_duration(remaining)} left" if remaining is not None else "time left: after the first epoch"
     return f"elapsed {format_duration(elapsed)} | {of} trials done | {left}"
 
 

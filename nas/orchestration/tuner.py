@@ -102,6 +102,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
     from .callbacks import ProgressTable, ResultsTable
     from .checkpoints import KeepBestCheckpoints
     from .data import accepts_data, shipped_dataset
+    from .eta import AshaPlan
     from .gpu_retry import whole_gpu_retry
     from .live import LiveReport
     from .relocation import relocate_restored
@@ -122,7 +123,10 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
         trainable = tune.with_parameters(trainable, data=data)
     trainable = tune.with_resources(trainable, memory_resources(settings, cluster, log if not resume else None))
     table = ResultsTable(loc, space.resolution, settings.max_epochs)
-    callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s),
+    plan = (AshaPlan(settings.max_epochs) if scheduler_of(settings) == "none" else
+            AshaPlan(settings.max_epochs, settings.grace_epochs, settings.reduction_factor))
+    callbacks = [table, ProgressTable(table, total=expected_trials(settings), time_budget_s=settings.time_budget_s,
+                                      plan=plan),
                  whole_gpu_retry(), LiveReport(loc),
                  KeepBestCheckpoints(settings.keep_checkpoints),  # after ResultsTable has recorded the trial
                  *tensorboard_callbacks(space.shared, settings.max_epochs)]

@@ -221,9 +221,13 @@ def spread_traces(data: pd.DataFrame, x: str, xpos, color: str, name: str, showl
                      error_y=dict(type="data", array=json_list((stats["q3"] * scale) - med),
                                   arrayminus=json_list(med - stats["q1"] * scale), color="rgba(60,60,60,0.55)",
                                   thickness=7, width=0))
-    text = [f"{x}={int_label(v)}: median {m:.2f}%, n={int(n)}" for v, m, n in
-            zip(stats.index, med, stats["count"], strict=True)]
-    trend = go.Scatter(x=xs, y=json_list(med), mode="lines+markers", name=name, showlegend=showlegend,
+    # The trend joins medians of two or more trials only: a single trial's "median" is that trial.
+    several = (stats["count"] >= 2).to_numpy()
+    text = [f"{x}={int_label(v)}: median {m:.2f}%, n={int(n)}" for v, m, n, ok in
+            zip(stats.index, med, stats["count"], several, strict=True) if ok]
+    xs_trend = [v for v, ok in zip(xs, several, strict=True) if ok]
+    trend = go.Scatter(x=xs_trend, y=json_list(med[several]), mode="lines+markers" if len(xs_trend) > 1 else
+                       "markers", name=name, showlegend=showlegend,
                        line=dict(color=color, width=2, dash="dot"),
                        marker=dict(symbol="line-ew-open", size=14, color=color),
                        text=text, hovertemplate="%{text}<extra></extra>", meta={"role": "trend", "x": x})

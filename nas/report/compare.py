@@ -1,4 +1,6 @@
-"""Compare runs: their error EDFs overlaid in one page (`python -m nas.analyze RUN_A RUN_B ... --out`).
+"""Compare runs in one page (`python -m nas.analyze RUN_A RUN_B ... --out`): each run's settings and a link
+to its report, its best and median error with bootstrap intervals and its best architecture, and the
+runs' error EDFs overlaid.
 
 As "Designing Network Design Spaces" (Radosavovic et al., 2020) compares design spaces: each run is a
 sample of its space (shared vs free C/d, two budgets, two spaces), and the error EDF of its trials says
@@ -9,20 +11,22 @@ each legend entry gives the curve's n.
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from .evidence import edf_by_run
+from ..rundir.schema import REPORT_HTML
+from .evidence import RunSummary, edf_by_run, summarise_run
 from .evidence_figures import edf_overlay
 from .figures import Section
-from .html import CSS, DRAW, df_table, esc, section_html
+from .html import CSS, DRAW, esc, section_html
 from .run_data import RunData, RunDataError, load_run
 
 DEFAULT_OUT = Path("comparison.html")
+N_BOOT = 2000  # bootstrap resamples per run and fidelity (2000 x a few dozen trials: milliseconds)
 
 
 def run_labels(runs: list[RunData]) -> list[str]:
@@ -38,7 +42,64 @@ def _budget(search: dict) -> str:
     return f"{b / 1e9:g} GFLOPs" if isinstance(b, int | float) and b else "unknown"
 
 
-def comparison_sections(runs: dict[str, RunData]) -> tuple[list[Section], pd.DataFrame]:
+def _interval(value: float, lo: float, hi: float) -> str:
+    if math.isnan(value):
+        return "—"
+    return f"{value:.2f}" + ("" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]")
+
+
+def report_link(run: RunData, out: Path) -> str | None:
+    """Where the comparison page links to the run's report.html: relative to the page for a local run
+    (the files move together), the URI for one on an object store; None when it has no report."""
+    if not run.has(REPORT_HTML):
+        return None
+    if not run.location.is_local:
+        return f"{run.where}/{REPORT_HTML}"
+    return Path(os.path.relpath(Path(run.where) / REPORT_HTML, out.resolve().parent)).as_posix()
+
+
+def runs_table(runs: dict[str, RunData], out: Path) -> str:
+    """One row per run: its settings and a link to its report."""
+    rows = []
+    for label, r in runs.items():
+        link = report_link(r, out)
+        cells = [f'<a href="{esc(link)}">{esc(label)}</a>' if link else esc(label),
+                 esc(r.search.get("space", "unknown")), esc(_budget(r.search)),
+                 esc({True: "free (per stage)", False: "shared"}.get(r.search.get("free"), "")),
+                 esc(r.search.get("dataset", "unknown")), esc(r.search.get("train_resolution", "")),
+                 esc(r.search.get("max_epochs", "")), str(len(r.trials)), esc(r.where)]
+        rows.append("<tr>" + "".join(f"<td class='l'>{c}</td>" for c in cells) + "</tr>")
+    th = "".join(f"<th class='l'>{h}</th>" for h in ("run (its report)", "space", "budget", "C/d", "dataset",
+                                                     "train res.", "max epochs", "trials", "directory"))
+    return f"<table id='runs-table'><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def summary_table(summaries: list[RunSummary]) -> str:
+    """Per run at one fidelity: n, best and median error with their bootstrap intervals, best architecture."""
+    rows = []
+    for s in summaries:
+        best = s.best_trial
+        arch = "—" if best is None else f"{esc(best['name'])} <span class='sub'>(trial {esc(best['trial_id'])})</span>"
+        cells = [f"<td class='l'>{esc(s.label)}</td>", f"<td>{s.n}</td>",
+                 f"<td data-best='{'' if math.isnan(s.best) else f'{s.best:.4f}'}'>"
+                 f"{_interval(s.best, s.best_lo, s.best_hi)}</td>",
+                 f"<td>{_interval(s.median, s.median_lo, s.median_hi)}</td>", f"<td class='l'>{arch}</td>"]
+        rows.append(f"<tr data-run='{esc(s.label)}'>{''.join(cells)}</tr>")
+    th = ("<th class='l'>run</th><th>n</th><th>best error % [95% CI]</th><th>median error % [95% CI]</th>"
+          "<th class='l'>best architecture</th>")
+    return f"<table class='summary-table'><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+SUMMARY_CAPTION = (
+    "Top-1 validation error of each run's trials at this fidelity. Brackets: 95% percentile-bootstrap "
+    f"intervals ({N_BOOT} resamples of the run's trials). The median's says how far the typical trial of the "
+    "space could move with other draws; the best's says how much the best depended on which trials were drawn "
+    "(a resample's best is never below the observed one, so its lower end is the best itself). Few trials give "
+    "wide intervals: overlapping ones do not separate the runs.")
+
+
+def comparison_sections(runs: dict[str, RunData]) -> tuple[list[Section], list[tuple[str, list[RunSummary]]]]:
+    """The EDF overlays (common epoch, completed) and, for each of the two fidelities, every run's summary."""
     common = edf_by_run(runs)
     done = edf_by_run(runs, "completed")
     sections = []
@@ -50,13 +111,10 @@ def comparison_sections(runs: dict[str, RunData]) -> tuple[list[Section], pd.Dat
                    "space gives good models more often. Runs trained for different numbers of epochs are "
                    "only comparable on the common-epoch panel; curves of few trials say little.")
         sections.append(Section(key, title, fig, caption))
-    table = pd.DataFrame([{
-        "run": label, "space": r.search.get("space", "unknown"), "budget": _budget(r.search),
-        "free C/d": r.search.get("free", ""), "dataset": r.search.get("dataset", "unknown"),
-        "train res.": r.search.get("train_resolution", ""), "trials": len(r.trials),
-        f"n at {c.fidelity.label}": c.n, "n completed": d.n, "directory": r.where,
-    } for (label, r), c, d in zip(runs.items(), common, done, strict=True)])
-    return sections, table
+    summaries = [(f"every trial {common[0].fidelity.label}" if common else "common epoch",
+                  [summarise_run(c, N_BOOT) for c in common]),
+                 ("completed trials", [summarise_run(c, N_BOOT) for c in done])]
+    return sections, summaries
 
 
 def check_out(out: str | Path) -> Path:
@@ -77,14 +135,18 @@ def write_comparison(run_dirs: list[str | Path], out: str | Path = DEFAULT_OUT) 
     out = check_out(out)
     loaded = [load_run(d) for d in run_dirs]
     runs = dict(zip(run_labels(loaded), loaded, strict=True))
-    sections, table = comparison_sections(runs)
+    sections, summaries = comparison_sections(runs)
     title = f"Comparison of {len(runs)} runs"
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{esc(title)}</title><style>{CSS}</style>",
              f'<script type="text/javascript">{get_plotlyjs()}</script>', "</head><body><main>",
              f"<h1>{esc(title)}</h1>",
              f"<p class='sub'>generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
-             f"<section id='runs'><h2>Runs</h2>{df_table(table)}</section>"]
+             f"<section id='runs'><h2>Runs</h2>{runs_table(runs, out)}</section>",
+             "<section id='summary'><h2>Best and median error per run</h2>"
+             f"<p class='caption'>{esc(SUMMARY_CAPTION)}</p>"
+             + "".join(f"<h3>{esc(what)}</h3>{summary_table(rows)}" for what, rows in summaries)
+             + "</section>"]
     parts += [section_html(s) for s in sections]
     parts.append(f"</main><script>{DRAW}</script></body></html>")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

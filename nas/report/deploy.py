@@ -2,11 +2,12 @@
 
 - weights: safetensors (no pickle; loads in any framework), with the architecture JSON in the file's
   metadata, so the weights and the architecture they fit travel as one file (`load_weights`). Without
-  the `export` extra the weights stay a torch state_dict (weights.pt beside trained_arch.json).
-- ONNX (torch.onnx.export) and TorchScript (torch.jit.trace): every file is loaded back by the runtime
-  that will serve it (onnxruntime's CPUExecutionProvider; torch.jit.load) and run on random inputs next
-  to the PyTorch model; a max abs difference above `TOLERANCE` raises `DeployError`, since a silently
-  wrong model file is worse than none.
+  the `export` extra the weights stay a torch state_dict (weights.pt beside the arch.json it fits).
+- ONNX (torch.onnx.export; batch, height and width dynamic; the architecture, input normalisation, class
+  names and training resolution in its metadata_props) and TorchScript (torch.jit.trace): every file is
+  loaded back by the runtime that will serve it (onnxruntime's CPUExecutionProvider; torch.jit.load) and
+  run on random inputs next to the PyTorch model (ONNX at a second input size too); a max abs difference
+  above `TOLERANCE` raises `DeployError`, since a silently wrong model file is worse than none.
 
 torch, safetensors, onnx and onnxruntime are imported inside the functions: ranking and JSON need none.
 Nothing here is a library's job already: torch exports and the runtimes run, this module only wires
@@ -20,7 +21,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,12 @@ class DeployCheck:
     max_abs_diff: float
     tolerance: float  # what max_abs_diff was held to (TOLERANCE * max(1, max |logit|))
     export_seconds: float
+    checked_sizes: list[str] = field(default_factory=list)  # C x H x W of the random inputs compared
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.path.name, "max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance,
-                "export_seconds": round(self.export_seconds, 3), "check": f"{CHECK_BATCH} random inputs"}
+                "export_seconds": round(self.export_seconds, 3),
+                "check": f"{CHECK_BATCH} random inputs of each of {', '.join(self.checked_sizes)}"}
 
 
 def missing_packages(fmt: str) -> list[str]:
@@ -94,7 +97,7 @@ def save_weights(state: dict, arch: Architecture, path: Path) -> Path:
 
 def load_weights(path: str | Path) -> tuple[Architecture, dict]:
     """(architecture, state_dict) from a weights.safetensors written by `save_weights`, or from a
-    weights.pt with its trained_arch.json beside it."""
+    weights.pt with the arch.json it fits beside it."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors import safe_open
@@ -109,7 +112,7 @@ def load_weights(path: str | Path) -> tuple[Architecture, dict]:
 
     from search_spaces import load_architecture
 
-    return load_architecture(path.parent / "trained_arch.json"), torch.load(path, map_location="cpu",
+    return load_architecture(path.parent / "arch.json"), torch.load(path, map_location="cpu",
                                                                              weights_only=True)
 
 
@@ -123,14 +126,17 @@ def load_model(path: str | Path):
 
 # --- model files -------------------------------------------------------------------------------------
 
-def _export_onnx(model, example, path: Path) -> None:
+def _export_onnx(model, example, path: Path, min_side: int = 1) -> None:
     import torch
 
     # torch 2.13: the torch.export-based exporter (dynamo=True, needs onnxscript) is the default and the
     # supported one; the TorchScript-based one (dynamo=False) warns it is deprecated. Measured on 2 cores
     # shared with other jobs: a small CIFAR ResNeXt, dynamo 15.7 s vs legacy 1.0-1.5 s; ResNeXt-50-template
     # models of 0.5 GFLOPs, dynamo 10-35 s (TorchScript trace 1.4-1.7 s). Slow, but the supported path.
+    # Batch, height and width are dynamic: the network is convolutional with global pooling, so a deployer
+    # may feed any size from `min_side` (every stage keeps at least a 1x1 map) up.
     batch = torch.export.Dim("batch", min=1)
+    height, width = (torch.export.Dim(n, min=max(2, min_side), max=16384) for n in ("height", "width"))
     # The exporter logs that torchvision's detection ops are skipped and pytree's FutureWarnings: noise
     # for a ResNeXt, which uses none of them; real problems still raise.
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
@@ -140,13 +146,31 @@ def _export_onnx(model, example, path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             program = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
-                                        output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
+                                        output_names=["logits"], dynamic_shapes=({0: batch, 2: height, 3: width},),
+                                        verbose=False)
     finally:
         registration.setLevel(level)
     program.save(str(path))
 
 
-def _export_torchscript(model, example, path: Path) -> None:
+def add_onnx_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Write `metadata` into the ONNX file's metadata_props (onnxruntime: get_modelmeta().custom_metadata_map)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **metadata})
+    onnx.save(proto, str(path))
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata an ONNX file carries, as onnxruntime reads it."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def _export_torchscript(model, example, path: Path, **_options) -> None:
     import torch
 
     # trace, not script: the models have no data-dependent control flow, and the check below catches one
@@ -173,10 +197,12 @@ _RUNNERS = {"onnx": _run_onnx, "torchscript": _run_torchscript}
 
 
 def export_model(model, fmt: str, folder: Path, input_shape: tuple[int, int, int], *, seed: int = 0,
-                 tolerance: float = TOLERANCE) -> DeployCheck:
+                 tolerance: float = TOLERANCE, metadata: dict[str, str] | None = None,
+                 min_side: int = 1) -> DeployCheck:
     """Write `model` (eval mode) as FORMAT into FOLDER and check it on random inputs of `input_shape`
-    (C, H, W); raise DeployError when it cannot be written or its outputs differ by more than
-    `tolerance` * max(1, max |logit|)."""
+    (C, H, W) and, for ONNX (whose height and width are dynamic, from `min_side`), also of another size;
+    raise DeployError when it cannot be written or its outputs differ by more than
+    `tolerance` * max(1, max |logit|). `metadata`: strings stored in the ONNX file (metadata_props)."""
     import numpy as np
     import torch
 
@@ -188,30 +214,40 @@ def export_model(model, fmt: str, folder: Path, input_shape: tuple[int, int, int
     start = time.perf_counter()
     try:
         with torch.no_grad():
-            _EXPORTERS[fmt](model, example, path)
+            _EXPORTERS[fmt](model, example, path, min_side=min_side)
+            if fmt == "onnx" and metadata:
+                add_onnx_metadata(path, metadata)
     except Exception as exc:  # noqa: BLE001 - any exporter failure is this format's error, in one line
         raise DeployError("format", "{fmt} export failed: {why}", fmt=fmt,
                           why=(str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
     seconds = time.perf_counter() - start
-    x = torch.randn(CHECK_BATCH, *input_shape, generator=gen)
-    with torch.no_grad():
-        expected = model(x).numpy()
-    try:
-        got = np.asarray(_RUNNERS[fmt](path, x))
-    except Exception as exc:  # noqa: BLE001 - a file its runtime cannot run is a failed export
-        raise DeployError("format", "{fmt}: {path} does not run: {why}", fmt=fmt, path=path,
-                          why=(str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
-    if got.shape != expected.shape:
-        raise DeployError("format", "{fmt}: {path} gives outputs of shape {got}, the model {expected}", fmt=fmt,
-                          path=path, got=got.shape, expected=expected.shape)
-    diff = float(np.abs(got - expected).max())
-    allowed = tolerance * max(1.0, float(np.abs(expected).max()))
-    if not diff <= allowed:  # also NaN
-        raise DeployError("format", "{fmt}: {path} differs from the PyTorch model by {diff:.3g} (max abs, "
-                          "allowed {allowed:.3g}) on random inputs", fmt=fmt, path=path, diff=diff, allowed=allowed)
-    return DeployCheck(fmt, path, diff, allowed, seconds)
+    channels, h, w = input_shape
+    shapes = [input_shape] + ([(channels, h + 5, w + 11)] if fmt == "onnx" else [])  # a size unlike the export's
+    worst, allowed_at_worst = 0.0, 0.0
+    for shape in shapes:
+        x = torch.randn(CHECK_BATCH, *shape, generator=gen)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        try:
+            got = np.asarray(_RUNNERS[fmt](path, x))
+        except Exception as exc:  # noqa: BLE001 - a file its runtime cannot run is a failed export
+            raise DeployError("format", "{fmt}: {path} does not run on {shape} inputs: {why}", fmt=fmt, path=path,
+                              shape="x".join(map(str, shape)),
+                              why=(str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
+        if got.shape != expected.shape:
+            raise DeployError("format", "{fmt}: {path} gives outputs of shape {got}, the model {expected}", fmt=fmt,
+                              path=path, got=got.shape, expected=expected.shape)
+        diff = float(np.abs(got - expected).max())
+        allowed = tolerance * max(1.0, float(np.abs(expected).max()))
+        if not diff <= allowed:  # also NaN
+            raise DeployError("format", "{fmt}: {path} differs from the PyTorch model by {diff:.3g} (max abs, "
+                              "allowed {allowed:.3g}) on random {shape} inputs", fmt=fmt, path=path, diff=diff,
+                              allowed=allowed, shape="x".join(map(str, shape)))
+        if diff >= worst:
+            worst, allowed_at_worst = diff, allowed
+    return DeployCheck(fmt, path, worst, allowed_at_worst, seconds, ["x".join(map(str, s)) for s in shapes])
 
 
 __all__ = ["CHECK_BATCH", "FILES", "FORMATS", "TOLERANCE", "WEIGHTS_FORMAT", "DeployCheck", "DeployError",
-           "check_formats", "export_model", "has_safetensors", "load_model", "load_weights", "missing_packages",
-           "save_weights"]
+           "add_onnx_metadata", "check_formats", "export_model", "has_safetensors", "load_model", "load_weights",
+           "missing_packages", "onnx_metadata", "save_weights"]

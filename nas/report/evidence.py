@@ -527,6 +527,48 @@ def _trials_epochs(run: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     return run.trials, run.epochs  # nas' RunData, or anything shaped like it
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """One run at one fidelity: its best and median error (%) with percentile-bootstrap intervals, and
+    the trial with the best error. Intervals are NaN below 2 trials."""
+
+    label: str
+    fidelity: Fidelity
+    best: float
+    best_lo: float
+    best_hi: float
+    median: float
+    median_lo: float
+    median_hi: float
+    best_trial: Any  # the row (pd.Series) of the best trial; None when n = 0
+
+    @property
+    def n(self) -> int:
+        return self.fidelity.n
+
+
+def summarise_run(curve: RunEdf, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> RunSummary:
+    """Best (lowest) and median error of a run's trials at `curve`'s fidelity, each with a percentile
+    bootstrap interval over resampled trials. The best's interval says how much the best depends on
+    which trials happened to be drawn; it cannot reach below the observed best (a resample's minimum
+    never does), so read it as how lucky the best was, not as a bound on a better architecture."""
+    frame = curve.fidelity.frame
+    err = frame["error"].to_numpy(dtype=float) if len(frame) else np.array([])
+    nan = math.nan
+    if len(err) == 0:
+        return RunSummary(curve.label, curve.fidelity, nan, nan, nan, nan, nan, nan, None)
+    best_row = frame.loc[frame["error"].idxmin()]
+    lo_b = hi_b = lo_m = hi_m = nan
+    if len(err) >= 2:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, len(err), size=(n_boot, len(err)))
+        q = [(1 - ci) / 2, (1 + ci) / 2]
+        lo_b, hi_b = (float(v) for v in np.quantile(err[idx].min(axis=1), q))
+        lo_m, hi_m = (float(v) for v in np.quantile(np.median(err[idx], axis=1), q))
+    return RunSummary(curve.label, curve.fidelity, float(err.min()), lo_b, hi_b, float(np.median(err)), lo_m,
+                      hi_m, best_row)
+
+
 def edf_by_run(runs: Mapping[str, Any], epoch: int | str | None = None) -> list[RunEdf]:
     """Error EDFs of several runs at one fidelity, to overlay (shared vs free C/d, two budgets...).
 
@@ -548,9 +590,9 @@ def edf_by_run(runs: Mapping[str, Any], epoch: int | str | None = None) -> list[
 
 
 __all__ = [
-    "EvidenceError", "Fidelity", "Importance", "MIN_IMPORTANCE_TRIALS", "RankAgreement", "RunEdf",
-    "VersusReferences", "at_common_epoch", "binomial_difference_interval", "can_tell", "common_epoch",
-    "completed_only", "difference_interval", "edf", "edf_by_run", "grouped_median_ci",
-    "importance_with_spread", "kendall_tau_b", "log2_bin", "bin_label", "rank_agreement", "spearman_rho",
-    "verdict", "versus_best_reference", "versus_references",
+    "EvidenceError", "Fidelity", "Importance", "MIN_IMPORTANCE_TRIALS", "RankAgreement", "RunEdf", "RunSummary",
+    "VersusReferences", "at_common_epoch", "bin_label", "binomial_difference_interval", "can_tell", "common_epoch",
+    "completed_only", "difference_interval", "edf", "edf_by_run", "grouped_median_ci", "importance_with_spread",
+    "kendall_tau_b", "log2_bin", "rank_agreement", "spearman_rho", "summarise_run", "verdict", "versus_best_reference",
+    "versus_references",
 ]

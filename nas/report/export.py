@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from search_spaces import Architecture, build_model, save_architecture, with_io
+from search_spaces import Architecture, build_model, save_architecture, smallest_resolution, with_io
 
 from ..rundir.location import RunLocation
 from ..rundir.schema import COST_COLUMNS, EXPORT, json_value
@@ -25,6 +25,9 @@ from .deploy import EXPORT_EXTRA, DeployError, check_formats, export_model, has_
 from .run_data import RunData, RunDataError, load_run, run_location, safe_name
 
 DEFAULT_TOP = 5
+NOMINAL_ARCH = "arch_nominal.json"  # the architecture as searched (the space's channels and classes)
+ONNX_METADATA_FORMAT = "resnext-onnx/1"
+PREPROCESSING = "x = (pixel / 255 - mean) / std per channel, pixels in 0..255"
 # The weights are the trial's last checkpoint (its final epoch): `val_accuracy` describes them; `accuracy`
 # (best_val_accuracy, at any epoch) is what the trial was ranked by.
 METRICS = ("outcome", "accuracy", "val_accuracy", "best_val_accuracy", "val_loss", "train_loss", "epochs",
@@ -104,18 +107,30 @@ def _write_export(run: RunData, ranked, out: Path, formats: Sequence[str] = ()) 
     for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
         folder = out / f"rank{rank:02d}_{safe_name(row['trial_id'])}"
         folder.mkdir()
-        arch_path = save_architecture(row["architecture"], folder / "arch.json")
+        nominal = row["architecture"]
+        save_architecture(nominal, folder / NOMINAL_ARCH)
         metrics = _metrics(run, row, rank)
         # Every exported rank whose trial kept a checkpoint (a search keeps its best --keep-checkpoints).
         weights, note, model, trained = _export_weights(run, row, folder)
+        # arch.json is the architecture as trained: the one the weights fit (the checkpoint's), else the
+        # nominal one with the dataset's channels and classes, which is what nas.train would build.
+        info = dataset_info(run)
+        if trained is None and info is not None:
+            trained = with_io(nominal, in_channels=info.channels, num_classes=info.classes)
+        arch_path = save_architecture(trained or nominal, folder / "arch.json")
         metrics["weights"] = weights.name if weights else None
         metrics["weights_note"] = note
+        metrics["input"] = input_spec(run, info, trained or nominal)
         models = {}
         if model is not None:
             shape = (trained.in_channels, *(2 * [_input_resolution(run)]))
+            meta = onnx_metadata_of(trained, metrics["input"])
             for fmt in formats:
-                check = export_model(model, fmt, folder, shape)
-                models[fmt] = {**check.to_dict(), "input_shape": ["batch", *shape]}
+                check = export_model(model, fmt, folder, shape, metadata=meta if fmt == "onnx" else None,
+                                     min_side=smallest_resolution(trained, 1))
+                dims = ["batch", trained.in_channels, "height", "width"] if fmt == "onnx" else ["batch", *shape]
+                models[fmt] = {**check.to_dict(), "input_shape": dims,
+                               **({"metadata": sorted(meta)} if fmt == "onnx" else {})}
         if formats:
             metrics["models"] = models
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -137,6 +152,43 @@ def _write_export(run: RunData, ranked, out: Path, formats: Sequence[str] = ()) 
     for entry in index:
         entry["metrics_data"] = json.loads((out / entry["metrics"]).read_text())
     return index
+
+
+def dataset_info(run: RunData):
+    """The run's dataset's facts (channels, classes, normalisation, class names), or None when unknown."""
+    from trials import describe_dataset
+
+    name = run.search.get("dataset")
+    if not name:
+        return None
+    try:
+        return describe_dataset(name, run.search.get("train_resolution"))
+    except (ValueError, OSError):  # an image folder that has moved, a dataset this version does not know
+        return None
+
+
+def input_spec(run: RunData, info, arch: Architecture) -> dict[str, Any]:
+    """What the exported model expects as input (metrics.json's `input`, the ONNX file's metadata)."""
+    return {
+        "layout": f"float32 NCHW, {arch.in_channels} channel(s)",
+        "normalisation": PREPROCESSING,
+        "mean": list(info.mean) if info and info.mean else None,
+        "std": list(info.std) if info and info.std else None,
+        "class_names": list(info.class_names) if info and info.class_names else None,
+        "train_resolution": _input_resolution(run),
+        "dataset": run.search.get("dataset"),
+    }
+
+
+def onnx_metadata_of(trained: Architecture, spec: dict[str, Any]) -> dict[str, str]:
+    """The ONNX file's metadata_props: strings, JSON where structured."""
+    meta = {"format": ONNX_METADATA_FORMAT, "architecture": trained.to_json(),
+            "preprocessing": spec["normalisation"], "train_resolution": str(spec["train_resolution"]),
+            "dataset": str(spec["dataset"] or "")}
+    for key in ("mean", "std", "class_names"):
+        if spec[key] is not None:
+            meta[key] = json.dumps(spec[key])
+    return meta
 
 
 def _remove_previous(out: Path) -> None:
@@ -237,16 +289,15 @@ def _weights_from(path: Path, row, folder: Path, shown):
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as exc:
         return None, f"weights in {shown} do not fit {row['name']}: {str(exc).splitlines()[0]}", None, None
-    save_architecture(trained, folder / "trained_arch.json")
     if has_safetensors():
         dest = save_weights(model_state, trained, folder / "weights.safetensors")
-        inside = "safetensors with trained_arch.json in its metadata (nas.report.deploy.load_model reads it)"
+        inside = "safetensors with arch.json in its metadata (nas.report.deploy.load_model reads it)"
     else:
         dest = folder / "weights.pt"
         torch.save(model_state, dest)
         inside = f"a torch state_dict ({EXPORT_EXTRA} for safetensors)"
-    return dest, f"state_dict from {shown}, as {inside}; it fits trained_arch.json ({trained.in_channels} input " \
-                 f"channels, {trained.num_classes} classes)", model.eval(), trained
+    return dest, f"state_dict from {shown}, as {inside}; it fits arch.json ({trained.in_channels} input " \
+                 f"channels, {trained.num_classes} classes; the searched one is {NOMINAL_ARCH})", model.eval(), trained
 
 
 def _strip_prefix(key: str) -> str:

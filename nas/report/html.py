@@ -16,6 +16,8 @@ import pandas as pd
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from search_spaces import smallest_resolution, stage_map_sizes
+
 from ..rundir.schema import (
     ARCHITECTURES,
     EPOCHS_CSV,
@@ -56,6 +58,11 @@ nav { font-size: 0.9em; line-height: 1.8; }
 nav a { margin-right: 14px; color: #1f5fa8; text-decoration: none; }
 a { color: #1f5fa8; }
 .figure { width: 100%; }
+.filters { margin: 6px 0; font-size: 0.9em; }
+.filters input, .filters select { margin-right: 14px; padding: 2px 6px; }
+.scroll { max-height: 560px; overflow: auto; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th.asc::after { content: " \\25B2"; } table.sortable th.desc::after { content: " \\25BC"; }
 """
 
 DRAW = """
@@ -66,6 +73,46 @@ document.querySelectorAll('script[type="application/json"][id^="figure-"]').forE
     toImageButtonOptions: {format: 'png', filename: el.id.replace('figure-', ''), scale: 2}});
 });
 """
+
+# The trial table (id='trials'): click a column header to sort (again to reverse), type to filter rows by
+# any cell, pick an outcome. Numeric cells sort by their data-v value. Plain JS: the page stays offline.
+TABLE_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var body = table.tBodies[0];
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var asc = !th.classList.contains('asc');
+      table.querySelectorAll('th').forEach(function (h) { h.classList.remove('asc', 'desc'); });
+      th.classList.add(asc ? 'asc' : 'desc');
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v, c;
+        if (x !== undefined && y !== undefined) { c = (x === '' ? Infinity : +x) - (y === '' ? Infinity : +y); }
+        else { c = a.cells[col].textContent.localeCompare(b.cells[col].textContent); }
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+document.querySelectorAll('.filters').forEach(function (box) {
+  var table = document.getElementById(box.dataset.table);
+  var text = box.querySelector('input'), outcome = box.querySelector('select'), count = box.querySelector('.count');
+  function apply() {
+    var q = text.value.toLowerCase(), o = outcome.value, shown = 0;
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+      var ok = (!q || r.textContent.toLowerCase().indexOf(q) >= 0) && (!o || r.dataset.outcome === o);
+      r.style.display = ok ? '' : 'none';
+      shown += ok ? 1 : 0;
+    });
+    count.textContent = shown + ' of ' + table.tBodies[0].rows.length + ' trials';
+  }
+  text.addEventListener('input', apply);
+  outcome.addEventListener('change', apply);
+  apply();
+});
+"""
+
 
 def esc(value) -> str:
     return html.escape(str(value), quote=True)
@@ -103,12 +150,13 @@ def render(run: RunData, sections: list[Section], arch_links: dict[str, str], to
         header(run, arch_links),
         nav(sections),
         top_table(run, arch_links, top),
+        trial_table(run, arch_links),
     ]
     for sec in sections:
         parts.append(section_html(sec))
     parts.append(failed_table(run))
     parts.append(files_section(run))
-    parts.append(f"</main><script>{DRAW}</script></body></html>")
+    parts.append(f"</main><script>{DRAW}{TABLE_JS}</script></body></html>")
     return "\n".join(parts)
 
 
@@ -118,8 +166,8 @@ def header(run: RunData, arch_links: dict[str, str]) -> str:
     tol = s.get("tolerance")
     res = s.get("budget_resolution")
     budget_text = _fmt_flops(budget)
-    if isinstance(tol, int | float) and tol:
-        budget_text += f" ± {tol:.0%}"
+    if isinstance(tol, int | float) and tol and isinstance(budget, int | float) and budget:
+        budget_text += f" (feasible {budget * (1 - tol) / 1e9:.2f}–{budget / 1e9:.2f})"
     if res:
         budget_text += f" at {res}×{res}"
     items = [
@@ -155,7 +203,8 @@ def header(run: RunData, arch_links: dict[str, str]) -> str:
                 f"{_num(b['accuracy'] * 100, '.2f')}% validation accuracy, "
                 f"{_num(b['gflops'], '.2f')} GFLOPs, "
                 f"{_num(b['mparams'], '.1f')} M params, trial {esc(b['trial_id'])}{provisional}</div>")
-    warn = "".join(f"<p class='warn'>⚠ {esc(w)}</p>" for w in run.warnings)
+    warn = "".join(f"<p class='warn'>⚠ {esc(w)}</p>" for w in [*filter(None, [small_maps_warning(run)]),
+                                                                   *run.warnings])
     state = ""
     if counts.get("running") or counts.get("pending"):
         state = " <i>(search still running or interrupted: figures show the trials so far)</i>"
@@ -163,8 +212,29 @@ def header(run: RunData, arch_links: dict[str, str]) -> str:
             f"<p><b>{total} trial(s):</b> {badges}{state}</p>{best}{warn}</section>")
 
 
+def small_maps_warning(run: RunData) -> str | None:
+    """The warning `nas.search --dry-run` prints, for a run whose trials trained with a stage on 1x1 maps:
+    there a 3x3 grouped convolution sees only its centre tap, so that stage's cardinality went untested.
+    None when every stage had 2x2 or more (or the resolution or architectures are unknown)."""
+    res = run.search.get("train_resolution")
+    archs = [a for a in run.trials["architecture"] if a is not None] if len(run.trials) else []
+    if not isinstance(res, int) or res < 1 or not archs:
+        return None
+    maps = stage_map_sizes(archs[0], res)  # the stem and strides fix them: the same for every trial
+    small = [i for i, hw in enumerate(maps, 1) if hw < 2]
+    if not small:
+        return None
+    stages = ", ".join(f"stage {i}" for i in small)
+    sizes = ", ".join(f"{hw}x{hw}" for hw in maps)
+    ok = smallest_resolution(archs[0], 2, start=res)
+    return (f"Trained at {res}x{res}: the stages' feature maps are {sizes}. {stages} ran on 1x1 maps, where a "
+            f"3x3 grouped convolution sees only its centre tap, so this run says little about "
+            f"{'its' if len(small) == 1 else 'their'} cardinality C (--train-resolution {ok} or more keeps "
+            "every stage at 2x2 or larger).")
+
+
 def nav(sections: list[Section]) -> str:
-    links = ['<a href="#top-k">Top architectures</a>']
+    links = ['<a href="#top-k">Top architectures</a>', '<a href="#trials">All trials</a>']
     links += [f'<a href="#{esc(s.key)}">{esc(s.title)}</a>' for s in sections]
     links += ['<a href="#failed">Failed trials</a>', '<a href="#files">Files</a>']
     return f"<nav>{''.join(links)}</nav>"
@@ -194,6 +264,50 @@ def top_table(run: RunData, arch_links: dict[str, str], top: int) -> str:
             "or still running follow (their accuracy is from fewer epochs). Export them with "
             f"<code>python -m nas.export {esc(run.where)} --top {top}</code>.</p>")
     return f"{head}{note}<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+
+
+# The trial table's columns: (header, trials column, format or None for text). Numbers sort as numbers.
+TRIAL_TABLE = (("trial", "trial_id", None), ("architecture", "name", None), ("outcome", "outcome", None),
+               ("accuracy %", "acc_pct", ".2f"), ("epochs", "epochs", ".0f"), ("GFLOPs", "gflops", ".2f"),
+               ("M params", "mparams", ".1f"), ("images/s", "images_per_second", ",.0f"),
+               ("C", "cardinality", ".0f"), ("d", "width", ".0f"), ("base width", "base_width", ".0f"),
+               ("depths", "depths", None), ("seed", "seed", ".0f"), ("reason", "reason", None))
+
+
+def trial_table(run: RunData, arch_links: dict[str, str]) -> str:
+    """Every trial in one table, sortable by any column and filtered by text and outcome (TABLE_JS):
+    the ranked trials first (as in the top-k table), then the others (failed, pending)."""
+    head = "<section id='trials'><h2>All trials</h2>"
+    if run.trials.empty:
+        return head + "<p class='note'>No trial yet.</p></section>"
+    ranked = run.ranked()
+    rest = run.trials[~run.trials["trial_id"].isin(ranked["trial_id"])]
+    rows = pd.concat([ranked, rest]).assign(acc_pct=lambda t: t["accuracy"] * 100)
+    body = []
+    for _, r in rows.iterrows():
+        cells = []
+        for _header, col, fmt in TRIAL_TABLE:
+            v = r.get(col)
+            if fmt is None:
+                text = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                link = arch_links.get(r["trial_id"]) if col == "name" else None
+                shown = f'<a href="{esc(link)}">{esc(text)}</a>' if link else esc(text)
+                cls = " class='reason'" if col == "reason" else " class='l'"
+                cells.append(f"<td{cls}>{shown}</td>")
+            else:
+                num = _num(v, "")
+                cells.append(f"<td data-v='{esc(num)}'>{_num(v, fmt)}</td>")
+        body.append(f"<tr data-outcome='{esc(r['outcome'])}'>{''.join(cells)}</tr>")
+    th = "".join(f"<th{'' if fmt else ' class=l'}>{esc(h)}</th>" for h, _, fmt in TRIAL_TABLE)
+    options = "".join(f"<option value='{esc(o)}'>{esc(o)} ({n})</option>" for o, n in run.outcome_counts().items())
+    filters = ("<div class='filters' data-table='trial-table'><input type='search' placeholder='filter: text in "
+               f"any cell'><select><option value=''>every outcome</option>{options}</select>"
+               "<span class='count'></span></div>")
+    note = ("<p class='caption'>Click a column to sort by it (again to reverse). Accuracy is each trial's best "
+            "validation accuracy over the epochs it ran: compare trials stopped by ASHA with completed ones "
+            "on the figures' common-epoch panels, not here.</p>")
+    return (f"{head}{note}{filters}<div class='scroll'><table class='sortable' id='trial-table'><thead><tr>{th}"
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table></div></section>")
 
 
 def _left(column: int) -> str:

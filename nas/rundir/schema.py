@@ -40,6 +40,7 @@ TRIAL_COLUMNS: dict[str, type] = {
     **dict.fromkeys(COST_COLUMNS, int), "val_accuracy": float, "best_val_accuracy": float, "val_loss": float,
     "train_loss": float, "epochs": int, "images_per_second": float, "seconds": float, "seed": int,
     "lr": float, "batch_size": int, "failures": int, "checkpoint": str, "arch": str, "role": str, "reference": str,
+    "started": float,  # unix time the trial (last) started; with epochs.csv's timestamps a run can be replayed
 }
 # A trial's role (trials.csv's `role`): one of the reference designs every search trains first
 # (search_spaces.references; `reference` holds the design's name), a sampler's proposal, or a point of the
@@ -48,6 +49,7 @@ ROLES = ("reference", "sampled", "grid")
 EPOCH_COLUMNS: dict[str, type] = {
     "trial_id": str, "epoch": int, "train_loss": float, "val_accuracy": float, "val_loss": float,
     "images_per_second": float, "epoch_seconds": float, "seconds": float,
+    "timestamp": float,  # unix time the epoch was reported (Ray's result timestamp; a run can be replayed)
 }
 
 

@@ -101,8 +101,8 @@ def test_export_gives_the_best_architecture_with_its_trained_weights(finished_se
     out = tmp_path / "export"  # not RUN_DIR/export: the shared run stays as the search left it
     assert run_main(main, [str(run_dir), "--top", "2", "--out", str(out)]) == 0, capsys.readouterr().err
     (first,) = out.glob("rank01_*")
-    assert load_architecture(first / "arch.json") == best
-    trained = load_architecture(first / "trained_arch.json")
+    assert load_architecture(first / "arch_nominal.json") == best
+    trained = load_architecture(first / "arch.json")  # as trained: it fits the weights
     assert trained.stages == best.stages and trained.num_classes == 10
     build_model(trained).load_state_dict(load_weights(first / "weights.safetensors")[1], strict=True)
 

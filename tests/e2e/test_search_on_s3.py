@@ -116,13 +116,13 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     index = json.loads(loc.read_text("export/index.json"))
     first = index["architectures"][0]
     assert first["trial_id"] == best_row["trial_id"] and first["weights"]
-    assert json.loads(loc.read_text(f"export/{first['arch']}")) == json.loads(best_row["arch"])
+    folder = first["arch"].rsplit("/", 1)[0]
+    assert json.loads(loc.read_text(f"export/{folder}/arch_nominal.json")) == json.loads(best_row["arch"])
     from nas.report.deploy import load_weights
     from search_spaces import Architecture, build_model
 
     weights = loc.download(f"export/{first['weights']}", tmp_path / "weights.safetensors")
-    trained = Architecture.from_dict(json.loads(loc.read_text(f"export/{first['arch'].rsplit('/', 1)[0]}"
-                                                              "/trained_arch.json")))
+    trained = Architecture.from_dict(json.loads(loc.read_text(f"export/{first['arch']}")))  # as trained
     build_model(trained).load_state_dict(load_weights(weights)[1], strict=True)
 
     # nas.train takes best.json's URI

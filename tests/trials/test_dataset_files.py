@@ -215,7 +215,9 @@ def test_describe_matches_what_loads():
 
 def test_describe_imagefolder_counts_class_folders(tmp_path):
     _folder(tmp_path / "flat", n=1)
-    assert D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}") == D.DatasetInfo(3, 2, 12)  # the images' size
+    info = D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}")
+    assert (info.channels, info.classes, info.resolution) == (3, 2, 12)  # the images' size
+    assert len(info.class_names) == 2 and len(info.mean) == len(info.std) == 3  # what an export records
     assert D.describe_dataset(f"imagefolder:{tmp_path / 'flat'}", resolution=64).resolution == 64
     for split in ("train", "val"):
         _folder(tmp_path / "split" / split, n=1)

@@ -23,6 +23,11 @@ class DatasetInfo:
     channels: int
     classes: int
     resolution: int  # native (square) image size
+    # What a deployed model needs (nas.export writes them into the ONNX file): the normalisation the
+    # trials applied, x = (pixel / 255 - mean) / std per channel, and the classes' names where known.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    class_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,12 @@ class CifarSpec:
     train_images: int = 50000
     test_images: int = 10000
 
+    class_names: tuple[str, ...] = ()
+
     @property
     def info(self) -> DatasetInfo:
-        return DatasetInfo(CHANNELS, self.classes, RESOLUTION)
+        return DatasetInfo(CHANNELS, self.classes, RESOLUTION, self.augmentation.mean, self.augmentation.std,
+                           self.class_names)
 
     @property
     def record(self) -> int:
@@ -69,7 +72,8 @@ CIFAR_SPECS = {
                    "c32a1d4ab5d03f1284b67883e8d87530"),
         "cifar-10-batches-bin", tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
         label_bytes=1, classes=10,
-        augmentation=Augmentation(pad=4, flip=True, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))),
+        augmentation=Augmentation(pad=4, flip=True, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)),
+        class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")),
     # Each record is <coarse label><fine label><3072 pixels>; the 100 fine labels are the task.
     "cifar100": CifarSpec(
         RemoteFile("cifar-100-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",

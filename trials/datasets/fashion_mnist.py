@@ -12,12 +12,13 @@ from ._files import RemoteFile, find_files
 from ._types import Augmentation, Dataset, DatasetError, DatasetInfo, TensorSplit
 
 NAME = "fashion-mnist"
-INFO = DatasetInfo(channels=1, classes=10, resolution=28)
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 # A 2-pixel shift (7% of 28) and flips. Flips are label-preserving for clothes and shoes (the
 # silhouette of a left shoe mirrored is a plausible right shoe), and measured on short CPU trainings
 # they cost nothing (docs/performance.md).
 AUGMENTATION = Augmentation(pad=2, flip=True, mean=(0.2860,), std=(0.3530,))
+INFO = DatasetInfo(channels=1, classes=10, resolution=28, mean=AUGMENTATION.mean, std=AUGMENTATION.std,
+                   class_names=tuple(CLASSES))
 
 _URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 # md5 of the .gz files as published by Zalando; payload sha256 computed from the files of Debian's

@@ -182,8 +182,8 @@ def describe_imagefolder(path: str | Path, resolution: int | None = None) -> Dat
     Remembered per folder (a search asks several times) until it or a class folder changes."""
     root, train_root, test_dir, classes = _layout(path)  # a missing or class-less folder: refused every time
     folders = [root, train_root, *(train_root / c for c in classes), *([test_dir] if test_dir else [])]
-    classes, own = _facts(root, tuple(f.stat().st_mtime_ns for f in folders))
-    return DatasetInfo(CHANNELS, classes, resolution or own)
+    _, own = _facts(root, tuple(f.stat().st_mtime_ns for f in folders))
+    return DatasetInfo(CHANNELS, len(classes), resolution or own, IMAGENET_MEAN, IMAGENET_STD, tuple(classes))
 
 
 def _decoded(listing: FolderListing, samples: list[tuple[str, int]], res: int

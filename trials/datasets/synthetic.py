@@ -7,7 +7,8 @@ import torch
 from ._types import Augmentation, Dataset, DatasetInfo, TensorSplit
 
 NAME = "synthetic"
-INFO = DatasetInfo(channels=3, classes=10, resolution=32)  # what load_synthetic() gives by default
+# what load_synthetic() gives by default
+INFO = DatasetInfo(channels=3, classes=10, resolution=32, mean=(0.5,) * 3, std=(0.25,) * 3)
 
 
 def load_synthetic(n_train: int = 2048, n_test: int = 512, channels: int = INFO.channels,

@@ -34,7 +34,17 @@ N_BOOT = 1000  # bootstrap resamples for the medians' intervals (1000 x a few gr
 def _median_ci_trace(table: pd.DataFrame, xs: list, fid: ev.Fidelity, by: str, labels: list[str],
                      showlegend: bool) -> go.Scatter:
     """Medians per group with their bootstrap interval (`evidence.grouped_median_ci`'s table), n beside
-    each; a group of one trial has no bar (resampling one value says nothing)."""
+    each. Groups of one trial are left out of the drawn line (their "median" is the trial itself, which
+    the diamond would hide, and a line through single trials shows noise as a trend); `meta` keeps
+    every group."""
+    meta = {"role": "median-ci", "by": by, "epoch": fid.epoch, "n": fid.n, "fidelity": fid.label,
+            "groups": json_list(table[by]), "median": json_list(table["median"]),
+            "lo": json_list(table["lo"]), "hi": json_list(table["hi"]), "group_n": json_list(table["n"])}
+    drawn = (table["n"] >= 2).to_numpy()
+    meta["drawn"] = [g for g, ok in zip(meta["groups"], drawn, strict=True) if ok]
+    table = table[drawn]
+    xs, labels = [x for x, ok in zip(xs, drawn, strict=True) if ok], [lab for lab, ok in zip(labels, drawn,
+                                                                                               strict=True) if ok]
     med = table["median"] * 100
     up = [(h * 100 - m) if ok else 0.0 for h, m, ok in zip(table["hi"], med, table["has_ci"], strict=True)]
     down = [(m - lo * 100) if ok else 0.0 for lo, m, ok in zip(table["lo"], med, table["has_ci"], strict=True)]
@@ -45,15 +55,14 @@ def _median_ci_trace(table: pd.DataFrame, xs: list, fid: ev.Fidelity, by: str, l
              for lab, m, k, lo, hi, ok in zip(labels, med, table["n"], table["lo"], table["hi"], table["has_ci"],
                                               strict=True)]
     return go.Scatter(
-        x=xs, y=json_list(med), mode="lines+markers+text", name="median, 95% bootstrap interval",
+        x=xs, y=json_list(med), mode="lines+markers+text" if len(xs) > 1 else "markers+text",
+        name="median, 95% bootstrap interval",
         showlegend=showlegend, text=text, textposition="middle right", hovertext=hover, hoverinfo="text",
         line=dict(color=MEDIAN_COLOR, width=2, dash="dot"),
         marker=dict(symbol="diamond", size=11, color=MEDIAN_COLOR),
         error_y=dict(type="data", array=json_list(up), arrayminus=json_list(down), color=MEDIAN_COLOR, thickness=2,
                      width=7),
-        meta={"role": "median-ci", "by": by, "epoch": fid.epoch, "n": fid.n, "fidelity": fid.label,
-              "groups": json_list(table[by]), "median": json_list(table["median"]),
-              "lo": json_list(table["lo"]), "hi": json_list(table["hi"]), "group_n": json_list(table["n"])},
+        meta=meta,
     )
 
 
@@ -106,6 +115,7 @@ def accuracy_vs(run: RunData, x: str, color: str, *, key: str, title: str, x_tit
                f"(ASHA's first rung); right: the completed trials only. Trials stopped early are never mixed "
                f"with trials that trained longer: that would reward whichever {x} ASHA happened to keep. "
                f"Points are coloured by {color_label}; the dotted line is the median per {group} with its "
-               f"95% percentile-bootstrap interval (n written beside it; a group of one has no interval, "
-               f"with n=2 the interval is just the two values).{failed_note} Hover a point for its architecture.")
+               f"95% percentile-bootstrap interval (n written beside it; a value tried by one trial only "
+               f"has no median drawn, the trial is its own point; with n=2 the interval is just the two "
+               f"values).{failed_note} Hover a point for its architecture.")
     return Section(key, title, fig, caption)

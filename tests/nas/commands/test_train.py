@@ -79,3 +79,70 @@ def test_help_states_the_training_defaults():
     defaults = TrainConfig()
     assert f"peak learning rate (default {defaults.lr:g})" in text
     assert f"training epochs (default {defaults.epochs})" in text
+
+
+class _Step:
+    def __init__(self, epoch, step, steps):
+        self.epoch, self.step, self.steps, self.loss = epoch, step, steps, 0.5
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_within_an_epoch_piped_and_on_a_terminal():
+    import io
+
+    from nas.train import StepLine
+
+    clock, pipe = _Clock(), io.StringIO()
+    line = StepLine(3, stream=pipe, interval=30, clock=clock)
+    line(_Step(1, 1, 100))  # the first step: printed at once, so a log shows the training started
+    clock.now = 10
+    line(_Step(1, 11, 100))  # within 30 s: not printed
+    clock.now = 31
+    line(_Step(1, 50, 100))
+    lines = pipe.getvalue().splitlines()
+    assert lines[0] == "epoch 1/3: step 1/100 (1%), loss 0.5000"
+    assert lines[1] == "epoch 1/3: step 50/100 (50%), loss 0.5000, ~32 s left in the epoch"  # 31 s / 49 steps x 50
+    assert len(lines) == 2 and "\r" not in pipe.getvalue()
+
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, clock = TTY(), _Clock()
+    line = StepLine(3, stream=tty, clock=clock)
+    for step in range(1, 101):
+        clock.now = step * 0.1
+        line(_Step(2, step, 100))
+    drawn = tty.getvalue().split("\r\x1b[K")[1:]
+    assert 2 <= len(drawn) <= 60 and drawn[-1].endswith("step 100/100 (100%), loss 0.5000, ~0 s left in the epoch, "
+                                                        "evaluating")
+    line.clear()
+    assert tty.getvalue().endswith("\r\x1b[K")  # the epoch's own line then starts on a clean line
+
+
+def test_a_runs_best_json_trains_on_the_runs_dataset_and_resolution(tmp_path, capsys):
+    """RUN/best.json: the dataset and the training resolution come from RUN/search.json; flags still win."""
+    run = tmp_path / "run"
+    run.mkdir()
+    save_architecture(template((1, 1, 1), 2, 4, stem="cifar", in_channels=3, num_classes=10, base_out=16),
+                      run / "best.json")
+    (run / "search.json").write_text(json.dumps({"dataset": "synthetic", "train_resolution": 16}))
+    args = ["--epochs", "1", "--train-subset", "64", "--batch-size", "32", "--threads", "1", "--json"]
+    assert run_main(main, [str(run / "best.json"), *args, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert f"note: dataset synthetic and resolution 16 from {run / 'search.json'}" in out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["dataset"] == "synthetic" and summary["config"]["train_resolution"] == 16
+    assert "epoch 1/1: step 1/2 (50%)" in out  # piped: progress lines within the epoch
+    assert run_main(main, [str(run / "best.json"), *args, "--train-resolution", "24", "--out",
+                           str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert f"note: dataset synthetic from {run / 'search.json'}" in out
+    assert json.loads(out.strip().splitlines()[-1])["config"]["train_resolution"] == 24

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 
+import pandas as pd
 import pytest
 
 from nas.orchestration.callbacks import ProgressTable, ResultsTable
-from nas.orchestration.live import CLEAR_UP, LiveReport, remaining_seconds, time_line
+from nas.orchestration.eta import FINISHED, AshaPlan, seconds_left
+from nas.orchestration.live import CLEAR_UP, LiveReport, format_duration, remaining_seconds, time_line
 from tests.helpers.fake_run import write_fake_run
 
 
@@ -32,19 +34,23 @@ def table(tmp_path):
     return ResultsTable(run_dir, 224, 3)
 
 
-def test_remaining_time_from_the_rate_of_this_drivers_finished_trials():
-    assert remaining_seconds(3, 0, 9, 60.0) == pytest.approx(120.0)  # 3 in 60 s: 6 more take 120 s
-    assert remaining_seconds(0, 0, 9, 60.0) is None  # nothing finished yet: no estimate
-    assert remaining_seconds(6, 5, 9, 10.0) == pytest.approx(30.0)  # resumed: only this driver's trial counts
-    assert remaining_seconds(3, 0, 9, 60.0, time_budget_s=100) == pytest.approx(40.0)  # the budget ends first
-    assert remaining_seconds(0, 0, 9, 60.0, time_budget_s=100) == pytest.approx(40.0)
+def test_time_line_and_the_time_budget_cap():
+    trials = pd.DataFrame({"trial_id": ["a"], "outcome": ["running"]})
+    no_epochs = pd.DataFrame(columns=["trial_id", "epoch", "epoch_seconds"])
+    plan = AshaPlan(2)
+    assert remaining_seconds(trials, no_epochs, 9, plan, 2, 60.0) is None  # nothing measured yet: no estimate
+    assert remaining_seconds(trials, no_epochs, 9, plan, 2, 60.0, time_budget_s=100) == pytest.approx(40.0)
+    epochs = pd.DataFrame({"trial_id": ["a"], "epoch": [1], "epoch_seconds": [30.0]})
+    # a's second epoch (30 s), then 8 trials of 2 x 30 s on 2 slots: 4 rounds of 60 s, the last after a
+    assert remaining_seconds(trials, epochs, 9, plan, 2, 60.0) == pytest.approx(30 + 4 * 60)
+    assert remaining_seconds(trials, epochs, 9, plan, 2, 60.0, time_budget_s=100) == pytest.approx(40.0)
     assert time_line(3, 9, 60.0, 120.0) == "elapsed 0:01:00 | 3/9 trials done | ~0:02:00 left"
 
 
 def test_on_a_terminal_the_table_is_redrawn_in_place(table):
     clock, tty = Clock(), FakeTTY()
     progress = ProgressTable(table, stream=tty, total=9, clock=clock)
-    done = int((~table.frame()["outcome"].isin(["running", "retrying"])).sum())
+    done = int(table.frame()["outcome"].isin(FINISHED).sum())
     assert 0 < done < len(table.frame())
     progress.on_step_end(0, [])
     first = tty.getvalue()
@@ -58,8 +64,12 @@ def test_on_a_terminal_the_table_is_redrawn_in_place(table):
     progress.on_step_end(0, [])  # on a terminal the clock ticks without any trial event
     second = tty.getvalue()[len(first):]
     assert second.startswith(CLEAR_UP.format(n=len(first.splitlines())))  # back over the whole first table
-    remaining = (9 - done - 1) * 90.5
-    assert f"elapsed 0:01:30 | {done + 1}/9 trials done | ~{int(remaining // 3600)}:" in second
+    # the estimate: nas.orchestration.eta on the tables as they are now
+    frame = table.frame()
+    epochs = pd.DataFrame(list(table.epochs.values()))
+    remaining = seconds_left(frame, epochs, total=9, plan=AshaPlan(3), concurrency=progress.concurrency,
+                             now=progress.wall())
+    assert f"elapsed 0:01:30 | {done + 1}/9 trials done | ~{format_duration(remaining)} left" in second
     assert second.count("\n") == first.count("\n")
 
 

@@ -45,7 +45,7 @@ def test_every_rank_weights_and_checked_model_files(run_dir, tmp_path, capsys):
     for entry in with_weights:
         folder = out / entry["weights"].split("/")[0]
         arch, _ = load_weights(out / entry["weights"])  # the architecture from the file's own metadata
-        assert arch.to_dict() == json.loads((folder / "trained_arch.json").read_text())
+        assert arch.to_dict() == json.loads((folder / "arch.json").read_text())
         model = load_model(out / entry["weights"])
         with torch.no_grad():
             expected = model(x).numpy()
@@ -60,6 +60,21 @@ def test_every_rank_weights_and_checked_model_files(run_dir, tmp_path, capsys):
         session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
         assert np.abs(got - expected).max() < 1e-4
+        # height and width are dynamic: a deployer may feed another size (the net pools globally)
+        assert session.get_inputs()[0].shape == ["batch", 3, "height", "width"]
+        other = torch.randn(2, 3, 45, 37)
+        with torch.no_grad():
+            want = model(other).numpy()
+        assert np.abs(session.run(None, {"input": other.numpy()})[0] - want).max() < 1e-4
+        # and the file says what it expects: the architecture it holds, the normalisation, the resolution
+        meta = session.get_modelmeta().custom_metadata_map
+        assert json.loads(meta["architecture"]) == arch.to_dict()
+        assert json.loads(meta["mean"]) == pytest.approx([0.4914, 0.4822, 0.4465])
+        assert json.loads(meta["std"]) == pytest.approx([0.2470, 0.2435, 0.2616])
+        assert json.loads(meta["class_names"])[:2] == ["airplane", "automobile"]
+        assert meta["train_resolution"] == "32" and "/ 255 - mean) / std" in meta["preprocessing"]
+        assert metrics["input"]["mean"] == json.loads(meta["mean"]) and metrics["models"]["onnx"]["input_shape"] == [
+            "batch", 3, "height", "width"]
         with torch.no_grad():
             traced = torch.jit.load(str(folder / "model.torchscript.pt"))(x).numpy()
         assert np.abs(traced - expected).max() < 1e-4
@@ -95,7 +110,7 @@ def test_broken_torchscript_export_raises(tmp_path):
     assert check.max_abs_diff <= check.tolerance
 
 
-def _perturbed_onnx(model, example, path):
+def _perturbed_onnx(model, example, path, **_options):
     """An exporter gone wrong: it writes another model's weights (one conv weight nudged)."""
     wrong = copy.deepcopy(model)
     with torch.no_grad():

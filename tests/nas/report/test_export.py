@@ -15,7 +15,7 @@ from nas.export import main
 from nas.report import export_top
 from nas.report.deploy import load_weights
 from nas.rundir.schema import COST_COLUMNS
-from search_spaces import build_model, load_architecture
+from search_spaces import build_model, load_architecture, with_io
 from tests.helpers.fake_run import write_fake_run
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +40,9 @@ def test_export_round_trip(cifar_run):
     rows = trials.set_index("trial_id")
     for path, tid in zip(paths, expected, strict=True):
         arch = nas.load_architecture(path)  # plain resnext-arch/1: the loader rejects extra fields
+        # the cifar space's ends are the dataset's: as trained (arch.json) and as searched coincide
         assert arch.to_dict() == json.loads(rows.at[tid, "arch"])
+        assert nas.load_architecture(path.parent / "arch_nominal.json") == arch
         build_model(arch)
         metrics = json.loads((path.parent / "metrics.json").read_text())
         assert metrics["trial_id"] == tid and metrics["name"] == arch.describe()
@@ -49,7 +51,7 @@ def test_export_round_trip(cifar_run):
     # the best trial's weights: extracted from checkpoint.pt, they fit the built model exactly
     weights = paths[0].parent / "weights.safetensors"
     trained, state = load_weights(weights)  # the architecture travels in the file's metadata
-    assert trained == load_architecture(paths[0].parent / "trained_arch.json")
+    assert trained == load_architecture(paths[0].parent / "arch.json")
     model = build_model(load_architecture(paths[0]))
     model.load_state_dict(state, strict=True)
     ckpt = torch.load(run_dir / rows.at[expected[0], "checkpoint"] / "checkpoint.pt", weights_only=True)
@@ -120,3 +122,39 @@ def test_command_line(cifar_run, tmp_path, capsys):
     assert run_main(main, [str(run_dir), "--top", "2", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "#1 " in out and "weights" in out and str(tmp_path / "o" / "index.json") in out
+
+
+def test_arch_json_fits_the_weights_and_the_nominal_one_sits_beside_it(tmp_path):
+    """A Fashion-MNIST search on the imagenet space trains 1 channel -> 10 classes; the space's nominal
+    architecture has 3 -> 1000. arch.json is the trained one (the weights load into it), arch_nominal.json
+    the searched one; a rank without weights still gets the dataset's ends."""
+    from nas.report import load_run
+    from nas.report.deploy import has_safetensors
+
+    run_dir = write_fake_run(tmp_path / "run", n_trials=6, seed=2, failures=False, max_epochs=2)
+    search = json.loads((run_dir / "search.json").read_text())
+    (run_dir / "search.json").write_text(json.dumps({**search, "dataset": "fashion-mnist", "train_resolution": 28}))
+    best = load_run(run_dir).ranked().iloc[0]
+    nominal = best["architecture"]
+    trained = with_io(nominal, in_channels=1, num_classes=10)
+    ckpt = run_dir / "trials" / best["trial_id"] / "checkpoint_000001"
+    ckpt.mkdir(parents=True)
+    torch.save({"model": build_model(trained).state_dict(), "arch": trained.to_dict()}, ckpt / "checkpoint.pt")
+    trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str, "checkpoint": object})
+    trials.loc[trials["trial_id"] == best["trial_id"], "checkpoint"] = str(ckpt.relative_to(run_dir))
+    trials.to_csv(run_dir / "trials.csv", index=False)
+
+    paths = export_top(run_dir, top=2)
+    first, second = (p.parent for p in paths)
+    assert first.name.endswith(best["trial_id"])
+    assert load_architecture(paths[0]) == trained and load_architecture(first / "arch_nominal.json") == nominal
+    weights = next(first.glob("weights.*"))
+    state = load_weights(weights)[1]
+    build_model(load_architecture(paths[0])).load_state_dict(state, strict=True)  # the obvious file fits
+    if has_safetensors():
+        assert load_weights(weights)[0] == trained
+    assert (load_architecture(paths[1]).in_channels, load_architecture(paths[1]).num_classes) == (1, 10)
+    assert load_architecture(second / "arch_nominal.json").num_classes == 1000
+    spec = json.loads((first / "metrics.json").read_text())["input"]
+    assert spec["mean"] == [0.286] and spec["std"] == [0.353] and spec["train_resolution"] == 28
+    assert spec["class_names"][0] == "T-shirt/top" and len(spec["class_names"]) == 10

@@ -79,7 +79,7 @@ def test_header_shows_budget_space_dataset_outcomes_and_best(asha_run):
     run_dir, report, trials = asha_run
     html = report.read_text()
     header = html[html.index("id='summary'"):html.index("id='top-k'")]
-    assert "4.00 GFLOPs ± 5% at 224×224" in header
+    assert "4.00 GFLOPs (feasible 3.80–4.00) at 224×224" in header
     assert "resnext-imagenet" in header and "imagenet-100" in header
     for outcome, n in trials["outcome"].value_counts().items():
         assert f"{outcome}: {n}" in header
@@ -203,6 +203,10 @@ def test_pareto_fronts_and_cost_axes(asha_run, asha_figs):
         r = done.set_index("trial_id").loc[tid]
         assert not ((done["flops_nominal"] < r["flops_nominal"]) & (done["accuracy"] >= r["accuracy"])).any()
     assert any(s.get("x0") == pytest.approx(4.0) for s in flops["layout"]["shapes"])  # the budget line
+    # the feasible band is [(1 - tolerance) * budget, budget]: it ends at the budget (a ceiling)
+    band = [s for s in flops["layout"]["shapes"] if s.get("name") == "feasible"]
+    assert [(b["x0"], b["x1"]) for b in band] == [pytest.approx((3.8, 4.0))]
+    assert "feasible 3.8–4 GFLOPs" in [a["text"] for a in flops["layout"]["annotations"]]
     assert set(trial_points(flops)) == set(trials.loc[trials["outcome"].isin(["completed", "stopped"]),
                                                       "trial_id"])
     params = asha_figs["params"]
@@ -279,7 +283,7 @@ def test_importance_ranks_the_sampled_parameters_or_says_too_few(asha_run, asha_
 def test_top_k_table_links_to_loadable_architectures(asha_run):
     run_dir, report, trials = asha_run
     html = report.read_text()
-    table = html[html.index("id='top-k'"):html.index("id='cardinality'")]
+    table = html[html.index("id='top-k'"):html.index("id='trials'")]
     links = re.findall(r'<a href="(architectures/[^"]+)">', table)
     assert len(links) == 10
     done = trials[trials["outcome"] == "completed"].sort_values("best_val_accuracy", ascending=False)
@@ -393,6 +397,9 @@ def test_default_cpu_run_no_longer_shows_the_c2_artefact_as_a_trend(tmp_path):
     at1 = dict(zip(trends[1]["groups"], trends[1]["median"], strict=True))
     assert at1[8] > at1[2] and trends[1]["n"] == 9
     assert dict(zip(trends[1]["groups"], trends[1]["group_n"], strict=True)) == {2: 6, 8: 2, 16: 1}
+    # the line joins medians of two or more trials only: C=16's single trial is not a median
+    drawn = next(t for t in role_traces(fig, "median-ci") if t["meta"]["epoch"] == 1)
+    assert drawn["meta"]["drawn"] == [2, 8] and drawn["x"] == [2, 8]
     assert trends[2]["n"] == 4 and trends[2]["group_n"] == [2, 2]
     # with n=2 a bootstrap interval is just the two values (the caption says so)
     assert (trends[2]["lo"][0], trends[2]["hi"][0]) == pytest.approx((0.788, 0.790))
@@ -441,3 +448,87 @@ def test_comparison_of_runs_on_an_object_store(tmp_path, s3_uri, capsys):  # noq
     html = out.read_text()
     assert set(figures(out)) == {"edf-common", "edf-completed"}
     assert RunLocation.parse(s3_uri, "a").display in html  # the table names where each run is
+
+
+def test_trial_table_lists_every_trial_sortable_and_filterable(asha_run):
+    """NNI's main view: every trial (failed ones too) in one table a click sorts and a box filters."""
+    _, report, trials = asha_run
+    html = report.read_text()
+    table = html[html.index("id='trial-table'"):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr data-outcome='(\w+)'>", table)
+    assert sorted(rows) == sorted(trials["outcome"])
+    assert "class='sortable'" in html[html.index("id='trials'"):] and "data-table='trial-table'" in html
+    assert "addEventListener('click'" in html and "type='search'" in html  # the sort and the filter
+    # numeric cells carry their value for sorting: the accuracy column holds every measured trial's best
+    best = trials.dropna(subset=["best_val_accuracy"]).sort_values("best_val_accuracy", ascending=False)
+    first = re.search(r"<tr data-outcome='(\w+)'><td class='l'>([^<]+)</td>", table)
+    assert first.group(2) == best[best["outcome"] == "completed"]["trial_id"].iloc[0]  # ranked order
+    values = [float(v) for v in re.findall(r"<td data-v='([0-9.]+)'>[0-9.]+</td><td data-v='[0-9.]*'>", table)]
+    assert values and max(values) == pytest.approx(100 * best["best_val_accuracy"].iloc[0])
+
+
+@pytest.mark.parametrize(("space", "train_res", "warned"), [("resnext-imagenet", 28, True),
+                                                            ("resnext-imagenet", 33, False),
+                                                            ("resnext-cifar", 32, False)])
+def test_header_warns_when_a_stage_trained_on_1x1_maps(tmp_path, space, train_res, warned):
+    run_dir = write_fake_run(tmp_path / "run", n_trials=4, seed=2, failures=False, space=space, max_epochs=2)
+    search = json.loads((run_dir / "search.json").read_text())
+    (run_dir / "search.json").write_text(json.dumps({**search, "train_resolution": train_res}))
+    html = write_report(run_dir).read_text()
+    header = html[html.index("id='summary'"):html.index("id='top-k'")]
+    assert ("stage 4 ran on 1x1 maps" in header) == warned
+    if warned:
+        assert "7x7, 4x4, 2x2, 1x1" in header and "--train-resolution 33" in header
+
+
+def test_spread_trend_skips_single_trial_medians():
+    from nas.report._plotting import spread_traces
+
+    data = pd.DataFrame({"depth_total": [4, 4, 8, 12, 12, 12], "accuracy": [0.5, 0.6, 0.7, 0.8, 0.6, 0.7]})
+    trend = next(t for t in spread_traces(data, "depth_total", lambda v: int(v), "#333", "median", True)
+                 if t.meta["role"] == "trend")
+    assert list(trend.x) == [4, 12] and list(trend.y) == pytest.approx([55.0, 70.0])
+    one = pd.DataFrame({"depth_total": [4, 8, 12, 12], "accuracy": [0.5, 0.7, 0.8, 0.6]})
+    trend = next(t for t in spread_traces(one, "depth_total", lambda v: int(v), "#333", "median", True)
+                 if t.meta["role"] == "trend")
+    assert list(trend.x) == [12] and trend.mode == "markers"  # one median: nothing to join
+
+
+def test_comparison_gives_each_runs_best_and_median_with_intervals_and_links(tmp_path):
+    from nas.report import evidence as ev
+    from nas.report.compare import write_comparison
+
+    a = write_fake_run(tmp_path / "shared", n_trials=12, seed=4, failures=False, max_epochs=3)
+    b = write_fake_run(tmp_path / "cifar", n_trials=8, seed=5, space="resnext-cifar", max_epochs=3)
+    write_report(a)  # b has no report: its row links nowhere
+    out = tmp_path / "pages" / "cmp.html"
+    out.parent.mkdir()
+    write_comparison([a, b], out)
+    html = out.read_text()
+    assert " at at " not in html and "n at " not in html
+    runs = html[html.index("id='runs-table'"):]
+    assert '<a href="../shared/report.html">shared</a>' in runs[:runs.index("</table>")]
+    assert "report.html\">cifar" not in runs
+    for name, run_dir in (("shared", a), ("cifar", b)):
+        t = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+        done = t[t["outcome"] == "completed"]
+        err = 100 * (1 - done["best_val_accuracy"])
+        # the completed-trials table: this run's row, best and median error with [lo, hi]
+        part = html[html.index("<h3>completed trials</h3>"):]
+        row = re.search(rf"<tr data-run='{name}'>(.*?)</tr>", part).group(1)
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        assert cells[1] == str(len(done))
+        best = re.fullmatch(r"([0-9.]+) \[([0-9.]+), ([0-9.]+)\]", cells[2])
+        med = re.fullmatch(r"([0-9.]+) \[([0-9.]+), ([0-9.]+)\]", cells[3])
+        assert float(best.group(1)) == pytest.approx(err.min(), abs=0.005)
+        assert float(med.group(1)) == pytest.approx(err.median(), abs=0.005)
+        assert float(best.group(2)) == pytest.approx(err.min(), abs=0.005)  # a resample's best is never lower
+        assert float(best.group(1)) <= float(best.group(3))
+        assert float(med.group(2)) <= float(med.group(1)) <= float(med.group(3))
+        assert done.loc[err.idxmin(), "name"] in cells[4]
+    # one trial: no interval (resampling one value says nothing)
+    one = ev.RunEdf("x", ev.Fidelity(pd.DataFrame({"error": [12.0], "name": ["a"], "trial_id": ["t"]}), 1,
+                                     "at epoch 1"), pd.DataFrame())
+    s = ev.summarise_run(one)
+    assert s.best == s.median == 12.0 and math.isnan(s.best_lo) and math.isnan(s.median_hi)

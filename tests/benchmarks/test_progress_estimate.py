@@ -1,0 +1,47 @@
+"""benchmarks/progress_estimate.py: a finished run replayed at 25/50/75% of its time, on recorded timestamps
+or, for a run without a clock, on a rebuilt timeline; and the simulated ASHA runs it can also measure."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas.orchestration.eta import AshaPlan
+from tests.helpers.searchrun import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import progress_estimate  # noqa: E402
+
+
+def test_replay_cuts_the_tables_to_what_the_driver_knew():
+    replay = progress_estimate.simulate_run(9, 2, AshaPlan(2, 1, 2), np.random.default_rng(1))
+    assert replay.start == 0.0 and set(replay.trials["outcome"]) <= {"completed", "stopped"}
+    mid = (replay.start + replay.end) / 2
+    trials, epochs = progress_estimate.state_at(replay, mid)
+    assert (epochs["timestamp"] <= mid).all() and (trials["started"] <= mid).all()
+    assert 0 < (trials["outcome"] == "running").sum() <= 2
+    table = progress_estimate.measure(replay)
+    assert list(table["at"]) == ["25%", "50%", "75%"]
+    actual = table["actual_left_s"].to_numpy()
+    assert actual == pytest.approx((replay.end - replay.start) * np.array([0.75, 0.5, 0.25]), abs=0.1)
+    assert table["error"].notna().all()
+
+
+def test_a_run_without_a_clock_is_replayed_on_a_rebuilt_timeline(capsys):
+    files = [ROOT / "docs" / "runs" / f"cpu-default2-4GFLOPs-{n}" for n in ("trials.csv", "epochs.csv", "search.json")]
+    assert progress_estimate.main(["--files", *map(str, files)]) == 0
+    out = capsys.readouterr().out
+    assert "reconstructed timeline" in out and "concurrency 2" in out and "rungs [1]" in out
+    replay = progress_estimate.load_replay(*files, None)
+    epochs = pd.read_csv(files[1], dtype={"trial_id": str})
+    # each trial lasts the sum of its epochs, on the first of two free slots, in trials.csv's order
+    span = replay.epochs.groupby("trial_id")["timestamp"].max() - replay.trials.set_index("trial_id")["started"]
+    assert span.to_dict() == pytest.approx(epochs.groupby("trial_id")["epoch_seconds"].sum().to_dict())
+
+
+def test_simulated_runs_summary():
+    table = progress_estimate.simulated_errors(3, 9, 2, AshaPlan(2, 1, 2))
+    assert list(table["at"]) == ["25%", "50%", "75%"] and (table["median |error|"] >= 0).all()
