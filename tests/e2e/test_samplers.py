@@ -15,7 +15,8 @@ from search_spaces.budget import Budget, parse_flops
 def tiny(tmp_path, name, **kw) -> SearchSettings:
     base = dict(budget_flops=parse_flops("500MFLOPs"), dataset="synthetic", train_subset=96, val_size=128,
                 batch_size=32, trials=3, max_epochs=1, grace_epochs=1, reduction_factor=2, max_concurrent=1,
-                cpus_per_trial=2, storage_path=str(tmp_path), name=name)
+                cpus_per_trial=2, storage_path=str(tmp_path), name=name,
+                references="none")  # every trial the sampler's (references: the session's finished_search)
     base.update(kw)
     return SearchSettings(**base)
 

@@ -65,7 +65,7 @@ def main(state_dir: str, storage: str) -> None:
     settings = SearchSettings(budget_flops=parse_flops("500MFLOPs"), dataset="synthetic", train_subset=128,
                               val_size=128, batch_size=32, trials=3, max_epochs=1, scheduler="none",
                               max_concurrent=1, cpus_per_trial=1, max_failures=0, storage_path=storage,
-                              name="dying")
+                              name="dying", references="none")
     summary = run_search(settings, trainable=make_dying(state_dir))
     print(json.dumps({k: summary[k] for k in ("trials", "outcomes")}))
 

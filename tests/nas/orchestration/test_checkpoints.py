@@ -278,7 +278,7 @@ def test_search_keeps_best_k_and_resumes_after_deleting_the_rest(tmp_path, ray_i
     s = SearchSettings(budget_flops=parse_flops("500MFLOPs"), dataset="synthetic", train_subset=64, val_size=64,
                        batch_size=32, trials=5, max_epochs=2, grace_epochs=1, reduction_factor=2, scheduler="none",
                        max_concurrent=1, cpus_per_trial=2, max_failures=0, storage_path=str(tmp_path), name="keep",
-                       keep_checkpoints=2)
+                       keep_checkpoints=2, references="none")
     summary = run_search(s, trainable=make_fails_first(str(state)))
     failed = (state / "failed").read_text()
     frame = pd.read_csv(s.run_dir / "trials.csv", dtype={"trial_id": str}).set_index("trial_id")

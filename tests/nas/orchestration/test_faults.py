@@ -15,7 +15,8 @@ from tests.helpers.faulty_trainable import make_faulty
 def settings(tmp_path, **kw) -> SearchSettings:
     base = dict(budget_flops=parse_flops("500MFLOPs"), dataset="synthetic", train_subset=192, val_size=256,
                 batch_size=32, trials=5, max_epochs=3, grace_epochs=1, reduction_factor=3, scheduler="none",
-                max_concurrent=1, cpus_per_trial=2, max_failures=1, storage_path=str(tmp_path), name="faults")
+                max_concurrent=1, cpus_per_trial=2, max_failures=1, storage_path=str(tmp_path), name="faults",
+                references="none")  # every trial the sampler's: faults hit sampled and reference trials alike
     base.update(kw)
     return SearchSettings(**base)
 
