@@ -227,8 +227,8 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
         ref = refs[i] if i < len(refs) else None
         if as_json:
             role = {} if not refs else {"role": "reference", "reference": ref.name} if ref else {"role": "sampled"}
-            print(json.dumps({"arch": arch.to_dict(), "name": arch.describe(), "flops": cx.flops,
-                              "params": cx.params, "feasible": budget.contains(cx.flops), **role}))
+            print(json.dumps({"arch": arch.to_dict(), "name": arch.describe(), "flops_nominal": cx.flops,
+                              "params_nominal": cx.params, "feasible": budget.contains(cx.flops), **role}))
         else:
             number = f"R{i + 1}" if ref else str(i + 1 - len(refs))
             print(f"{number:>3} {arch.describe():<32} {cx.flops / 1e9:>7.3f} {cx.params / 1e6:>10.2f} "
