@@ -61,3 +61,14 @@ def test_the_cpu_default_is_one_trial_at_a_time():
 def test_simulated_runs_summary():
     table = progress_estimate.simulated_errors(3, 9, 2, AshaPlan(2, 1, 2))
     assert list(table["at"]) == ["25%", "50%", "75%"] and (table["median |error|"] >= 0).all()
+
+
+def test_a_recorded_default_run_is_replayed_on_its_own_clock(capsys):
+    """docs/runs/cpu-timed-*: the default CPU search of 2026-12-02 (fresh clone of main), which recorded
+    each trial's start and each epoch's report: replayed as it happened, one trial at a time."""
+    files = [ROOT / "docs" / "runs" / f"cpu-timed-4GFLOPs-{n}" for n in ("trials.csv", "epochs.csv", "search.json")]
+    replay = progress_estimate.load_replay(*files, None)
+    assert not replay.reconstructed and replay.concurrency == 1 and len(replay.trials) == 9
+    assert replay.end - replay.start == pytest.approx(1125, abs=1)
+    assert progress_estimate.main(["--files", *map(str, files)]) == 0
+    assert "recorded timestamps" in capsys.readouterr().out
