@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.orchestration.eta import FINISHED, AshaPlan, seconds_left  # noqa: E402
 
-
 # Trials at once in the default CPU run: each CPU trial takes all of the node's CPUs unless
 # --max-concurrent says otherwise (nas.orchestration.ray_env.trial_resources). Rebuilt timelines used 2
 # until the recorded default run of 2026-12-02 showed one trial at a time (docs/performance.md).
@@ -216,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=9)
     args = p.parse_args(argv)
     if args.simulate:
-        plan = AshaPlan(2, 1, 2)
-        print(f"{args.simulate} simulated runs of {args.trials} trials, concurrency {args.concurrency or DEFAULT_CPU_CONCURRENCY}, "
+        plan, slots = AshaPlan(2, 1, 2), args.concurrency or DEFAULT_CPU_CONCURRENCY
+        print(f"{args.simulate} simulated runs of {args.trials} trials, concurrency {slots}, "
               f"rungs {plan.rungs()}, reduction factor {plan.reduction_factor}")
-        table = simulated_errors(args.simulate, args.trials, args.concurrency or DEFAULT_CPU_CONCURRENCY, plan, fractions=args.at)
+        table = simulated_errors(args.simulate, args.trials, slots, plan, fractions=args.at)
         print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
         return 0
     if args.files:

@@ -1,5 +1,5 @@
 """Where a search can be watched with the tools people already have: Optuna storage (optuna-dashboard,
-`optuna.load_study`), TensorBoard (Ray Tune's own event files), MLflow (Ray's MLflow callback), and
+`optuna.load_study`), TensorBoard (Ray Tune's event files, a folder per trial named by its architecture), MLflow (Ray's MLflow callback), and
 the Ray dashboard (a per-trial process title, the token line).
 
 Ray and Optuna do the work; this module only adds what neither does for us:
@@ -319,7 +319,8 @@ def tensorboard_run_dir(run_dir: str | os.PathLike, trial_id: str) -> Path | Non
 
 
 def tensorboard_scalars(trial_dir: str | os.PathLike, metric: str = "val_accuracy") -> list[tuple[int, float]]:
-    """(step, value) of `metric` in a trial's event files, read with TensorBoard's own reader."""
+    """(step, value) of `metric` in a trial's event files (its tensorboard_run_dir), read with TensorBoard's
+    own reader."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
@@ -523,10 +524,10 @@ def _tbx_logger_class():
 
     class TrialTBXLogger(TBXLoggerCallback):
         """Ray's TensorBoard logger (it replaces Tune's default one), with each trial's run named by its
-        architecture (tensorboard_run_folder) and whose HParams are the architecture's
-        own parameters (trial_params: C, d, base width, depths, name), the outcome (`stopped`: ASHA cut it
-        short) and the epochs trained, instead of the whole flattened config (the sampler's encodings,
-        constant `arch/*` fields, and no C or d: `arch/stages` is a list)."""
+        architecture (tensorboard_run_folder) and whose HParams are the architecture's own parameters
+        (trial_params: C, d, base width, depths, name), the outcome (`stopped`: ASHA cut it short) and the
+        epochs trained, instead of the whole flattened config (the sampler's encodings, constant `arch/*`
+        fields, and no C or d: `arch/stages` is a list)."""
 
         def __init__(self, shared: bool = True, max_epochs: int | None = None) -> None:
             super().__init__()

@@ -32,7 +32,8 @@ def test_inspect_json_at_another_resolution_is_the_trained_cost_beside_the_nomin
     data = json.loads(cli("-m", "nas.inspect", str(path), "--resolution", "28", "--json").stdout)
     assert (data["flops_trained"], data["params_trained"]) == (complexity(arch, 28).flops, complexity(arch, 28).params)
     assert (data["flops_nominal"], data["nominal_resolution"]) == (complexity(arch, 224).flops, 224)
-    assert data["resolution"] == 28 and data["parts"][0]["out_resolution"] == complexity(arch, 28).parts[0].out_resolution
+    assert data["resolution"] == 28
+    assert data["parts"][0]["out_resolution"] == complexity(arch, 28).parts[0].out_resolution
 
 
 def test_inspect_bad_file_is_one_line(tmp_path, cli):
