@@ -1,6 +1,7 @@
 """Where a search can be watched with the tools people already have: Optuna storage (optuna-dashboard,
-`optuna.load_study`), TensorBoard (Ray Tune's event files, a folder per trial named by its architecture), MLflow (Ray's MLflow callback), and
-the Ray dashboard (a per-trial process title, the token line).
+`optuna.load_study`), TensorBoard (Ray Tune's event files, a folder per trial named by its
+architecture), MLflow (Ray's MLflow callback), and the Ray dashboard (a per-trial process title, the
+token line).
 
 Ray and Optuna do the work; this module only adds what neither does for us:
 - OptunaSearch tells Optuna a trial's value and state but not what the trial was (its Tune id, FLOPs,
