@@ -11,17 +11,19 @@ older than the searcher state that names its trials, even after a kill -9), afte
 
 A run started on a bucket has no journal (without --optuna-storage its study is in memory, saved with
 Tune's searcher state): nothing here applies to it.
+
+Importing this module does not import Ray: load_settings (before Ray's environment is configured) takes
+`working_journal` from it; JournalWriteBack, a Tune callback, is built on first use.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from ray.tune import Callback
 
 from ..rundir.location import RunLocation
 from .relocation import restored_callbacks
@@ -108,30 +110,45 @@ def work_on_journal_copy(tuner, settings, log=print) -> BucketJournal | None:
     if journal is None:
         return None
     journal.pull()
-    restored_callbacks(tuner).append(JournalWriteBack(journal))
+    restored_callbacks(tuner).append(__getattr__("JournalWriteBack")(journal))
     log(f"Optuna study: {journal.location.display}/{journal.rel} copied to {journal.local}, written back after "
         f"each trial (optuna-dashboard {journal.local})")
     return journal
 
 
-class JournalWriteBack(Callback):
-    """Writes a BucketJournal's working copy back into the bucket as the search goes (appended to the
-    callbacks Tuner.restore unpickled; Tune saves none of it: a later resume starts from the bucket)."""
+@functools.cache
+def _write_back_class():
+    from ray.tune import Callback
 
-    def __init__(self, journal: BucketJournal) -> None:
-        self.journal = journal
+    class JournalWriteBack(Callback):
+        """Writes a BucketJournal's working copy back into the bucket as the search goes (appended to the
+        callbacks Tuner.restore unpickled; Tune saves none of it: a later resume starts from the bucket)."""
 
-    def get_state(self) -> None:
-        # Tune calls this while it writes a snapshot of its state (after the searcher's), and uploads that
-        # snapshot afterwards: the journal goes first.
-        self.journal.push()
-        return None  # nothing of ours to restore
+        def __init__(self, journal: BucketJournal) -> None:
+            self.journal = journal
 
-    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
-        self.journal.push()  # optuna-dashboard on the bucket's copy sees each finished trial
+        def get_state(self) -> None:
+            # Tune calls this while it writes a snapshot of its state (after the searcher's), and uploads
+            # that snapshot afterwards: the journal goes first.
+            self.journal.push()
+            return None  # nothing of ours to restore
 
-    def on_experiment_end(self, trials: list, **info) -> None:
-        self.journal.push()
+        def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+            self.journal.push()  # optuna-dashboard on the bucket's copy sees each finished trial
+
+        def on_experiment_end(self, trials: list, **info) -> None:
+            self.journal.push()
+
+    return JournalWriteBack
+
+
+def __getattr__(name: str):
+    # JournalWriteBack subclasses ray.tune.Callback: built on first use, kept at module level by its name.
+    if name != "JournalWriteBack":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = _write_back_class()
+    cls.__module__, cls.__qualname__ = __name__, name
+    return cls
 
 
 __all__ = ["BucketJournal", "JournalWriteBack", "bucket_journal", "studies_dir", "work_on_journal_copy", "working_dir",

@@ -126,7 +126,7 @@ def test_what_cannot_follow_a_move_is_refused_in_one_line_naming_where_it_starte
 
 
 def test_a_local_run_copied_into_a_bucket_resumes_on_a_local_copy_of_its_journal_written_back(
-        s3_uri, tmp_path, monkeypatch):
+        s3_uri, tmp_path, monkeypatch, cli):
     """`aws s3 sync RUN_DIR s3://.../NAME`, then `--resume s3://.../NAME`: was refused ("which an object store
     cannot hold"). The study works on a copy under $NAS_CACHE_DIR/studies; the bucket's journal gets every
     trial, and Tune's state snapshot (get_state) writes it back before that snapshot is uploaded."""
@@ -148,6 +148,11 @@ def test_a_local_run_copied_into_a_bucket_resumes_on_a_local_copy_of_its_journal
     bucket.upload_dir(s.run_dir)  # what `aws s3 sync` does
     local_journal = (s.run_dir / "optuna.journal").read_bytes()
 
+    # nas.search loads the settings before it configures Ray's environment: that must not import ray
+    code = f"import sys; from nas.orchestration import load_settings; load_settings({bucket.run_uri!r}); " \
+           "assert 'ray' not in sys.modules"
+    out = cli("-c", code)
+    assert out.returncode == 0, out.stderr[-2000:]
     settings = load_settings(bucket.run_uri)
     assert settings.optuna_storage.startswith(str(studies_dir())) and settings.location.root == bucket.root
     lines = []
