@@ -151,5 +151,5 @@ def __getattr__(name: str):
     return cls
 
 
-__all__ = ["BucketJournal", "JournalWriteBack", "bucket_journal", "studies_dir", "work_on_journal_copy", "working_dir",
-           "working_journal"]
+# JournalWriteBack (module __getattr__) is left out: listing it would import Ray on `import *`.
+__all__ = ["BucketJournal", "bucket_journal", "studies_dir", "work_on_journal_copy", "working_dir", "working_journal"]
