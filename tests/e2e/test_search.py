@@ -12,16 +12,15 @@ import pytest
 
 from search_spaces import build_model, complexity, load_architecture
 from search_spaces.budget import Budget
+from tests.conftest import FINISHED
 from tests.helpers import searchrun
 from tests.helpers.searchrun import free_port
 
-BUDGET = Budget.parse(searchrun.FAST_BUDGET)
-
-
-def assert_all_feasible(frame: pd.DataFrame) -> None:
+def assert_all_feasible(frame: pd.DataFrame, budget: str) -> None:
+    window = Budget.parse(budget)
     for arch_json, flops in zip(frame["arch"], frame["flops_nominal"], strict=True):
         arch_flops = complexity(load_arch(arch_json), 224).flops
-        assert arch_flops == flops and BUDGET.contains(flops)
+        assert arch_flops == flops and window.contains(flops)
 
 
 def load_arch(text: str):
@@ -32,11 +31,23 @@ def load_arch(text: str):
 
 # --- a finished search under ASHA (tests/conftest.py's finished_search, shared, read only) ---------------
 
+def test_trials_of_one_search_reuse_their_worker_processes(finished_search):
+    """Tune hands a finished trial's actor to the next trial only when both ask for the same resources;
+    when each trial asked for its own memory estimate, every trial paid a new worker process (~4.5 s
+    here). Tune records each result's worker pid in the trial's result.json."""
+    run_dir, _ = finished_search
+    pids = {}
+    for result in run_dir.glob("trial_*/result.json"):
+        pids[result.parent.name] = {json.loads(line)["pid"] for line in result.read_text().splitlines() if line}
+    assert len(pids) == 6 and all(len(p) == 1 for p in pids.values())  # one process per trial (no retries)
+    assert len(set().union(*pids.values())) < len(pids), pids  # and fewer processes than trials
+
+
 def test_asha_stopped_some_trials_and_the_tables_agree(finished_search):
     run_dir, _ = finished_search
     frame = searchrun.trials(run_dir)
     assert len(frame) == 6 and frame["trial_id"].is_unique
-    assert_all_feasible(frame)
+    assert_all_feasible(frame, FINISHED["budget"])
     assert set(frame["outcome"]) <= {"completed", "stopped"}
     assert (frame["outcome"] == "stopped").any(), "ASHA stopped no trial"
     assert (frame["outcome"] == "completed").any()
@@ -118,7 +129,7 @@ def test_search_on_a_separately_started_ray_head(tmp_path, search_process):
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         frame = searchrun.trials(tmp_path / "cluster")
         assert len(frame) == 2 and set(frame["outcome"]) == {"completed"}
-        assert_all_feasible(frame)
+        assert_all_feasible(frame, searchrun.FAST_BUDGET)
         assert head.poll() is None, "the search must not stop the cluster it joined"
 
 
