@@ -452,3 +452,36 @@ def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe
     for params in first:
         study.enqueue_trial(params)
     return [define.propose(study.ask()) for _ in range(len(first) + n)]
+
+
+def feasible_widths(space: SearchSpace, budget: Budget):
+    """`allowed(base_out, stage, cardinality)` -> the sorted stage-1 widths d some architecture feasible at
+    `budget` takes there (exact for shared spaces; for free ones, the widths whose stage fits at its
+    smallest depth): what a latency profile for that budget must measure (search_spaces.latency).
+    BudgetError when no architecture of the space meets the budget."""
+    widths = np.arange(space.width_range[0], space.width_range[1] + 1)
+    if space.shared:
+        tables = _SharedTables(space, budget, True)
+        if not tables.feasible:
+            raise _unreachable(space, budget)
+        index = {b: i for i, b in enumerate(space.base_widths)}
+
+        def allowed(base: int, stage: int, cardinality: int) -> np.ndarray:
+            bi, ci = index[base], space.cardinalities.index(cardinality)
+            rows = np.flatnonzero(tables.has[bi, ci])
+            ok = np.zeros(widths.size, dtype=bool)
+            for k in rows:
+                ok[tables.d_lo[bi, ci, k]:tables.d_hi[bi, ci, k] + 1] = True
+            return widths[ok]
+        return allowed
+    by_base = {b: _FreeTablesAt(space, budget, b) for b in space.base_widths}
+    if not any(t.feasible for t in by_base.values()):
+        raise _unreachable(space, budget)
+
+    def allowed_free(base: int, stage: int, cardinality: int) -> np.ndarray:
+        t = by_base[base]
+        if not t.feasible:
+            return widths[:0]
+        fits = t.values[stage][0, space.cardinalities.index(cardinality)] <= budget.high - t.base
+        return widths[fits]
+    return allowed_free
