@@ -105,7 +105,7 @@ def test_measuring_is_resumable(tmp_path):
     assert len(saved.entries) == 1 and saved.meta == META
     measured = []
     table, _ = open_table(META, path)
-    for p in measure_table(table, path, keys, timer=lambda k: measured.append(k) or fake_ms(k)):
+    for _ in measure_table(table, path, keys, timer=lambda k: measured.append(k) or fake_ms(k)):
         pass
     assert len(measured) == 3 and first.key not in measured
     assert load_table(path).entries == {k: fake_ms(k) for k in keys}

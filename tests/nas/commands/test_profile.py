@@ -11,7 +11,6 @@ from nas.cli import run_main
 from search_spaces import LatencyTable, TableMeta
 
 
-
 def run(argv, capsys):
     try:
         code = run_main(profile.main, argv)
