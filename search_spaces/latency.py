@@ -35,6 +35,7 @@ import numpy as np
 
 from .architecture import Architecture
 from .complexity import STEM_CHANNELS, block_cost, complexity, conv_out
+from .sampling import AdditiveCost
 from .spaces import SearchSpace
 
 TABLE_FORMAT = "resnext-latency/1"
@@ -204,6 +205,35 @@ def open_table(meta: TableMeta, path: str | Path | None = None) -> tuple[Latency
     return LatencyTable(meta, {}), path
 
 
+def latency_cost(table: LatencyTable, space: SearchSpace, low_ms: float, high_ms: float) -> AdditiveCost:
+    """The table as the feasible sampler's second cost, with the window [low_ms, high_ms]: every (base, C, d)
+    of the space, inf where the table lacks a part (the sampler never proposes what it cannot predict)."""
+    if table.meta.resolution != space.resolution:
+        raise LatencyError(f"the latency table was measured at {table.meta.resolution}x{table.meta.resolution}, "
+                           f"the space's budget is at {space.resolution}x{space.resolution}")
+    probe = space.architecture(space.cardinalities[0], space.width_range[0],
+                               [lo for lo, _ in space.depth_ranges], space.base_widths[0])
+    sizes = [p.out_resolution for p in complexity(probe, space.resolution).parts]
+    widths = range(space.width_range[0], space.width_range[1] + 1)
+    get = table.entries.get
+    terms = {}
+    for base in space.base_widths:
+        c_in, stages = STEM_CHANNELS, []
+        for i in range(space.num_stages):
+            out, hw, stride = base * 2**i, sizes[i], 1 if i == 0 else 2
+            out_hw = sizes[i + 1]
+            first = np.array([[get(block_key(c_in, out, c, d * 2**i, stride, hw), np.inf) for d in widths]
+                              for c in space.cardinalities])
+            repeat = np.array([[get(block_key(out, out, c, d * 2**i, 1, out_hw), np.inf) for d in widths]
+                               for c in space.cardinalities])
+            stages.append((first, repeat))
+            c_in = out
+        fixed = (get(stem_key(space.stem, space.in_channels, space.resolution), np.inf)
+                 + get(head_key(c_in, sizes[-2], space.num_classes), np.inf))
+        terms[base] = (float(fixed), tuple(stages))
+    return AdditiveCost("latency", "ms", float(low_ms), float(high_ms), terms)
+
+
 # --- measuring ----------------------------------------------------------------------------------------
 
 
@@ -347,6 +377,6 @@ def measure_architecture(arch: Architecture, meta: TableMeta, device: str = "cpu
 
 __all__ = [
     "CACHE_ENV", "LatencyError", "LatencyTable", "Progress", "TABLE_FORMAT", "TableMeta", "architecture_keys",
-    "cache_dir", "current_meta", "load_table", "measure_architecture", "measure_table", "open_table",
+    "cache_dir", "current_meta", "latency_cost", "load_table", "measure_architecture", "measure_table", "open_table",
     "space_keys", "time_module",
 ]

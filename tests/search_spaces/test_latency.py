@@ -1,16 +1,20 @@
 """The latency table: what an architecture is made of, the table's file, resumable measuring, prediction."""
 
 import json
+import pickle
+import zlib
 
+import numpy as np
 import pytest
 import torch
 
-from search_spaces import Budget, build_model, get_space, template
+from search_spaces import Budget, BudgetError, FeasibleSampler, build_model, complexity, get_space, template
 from search_spaces.latency import (
     LatencyError,
     LatencyTable,
     TableMeta,
     architecture_keys,
+    latency_cost,
     load_table,
     measure_table,
     open_table,
@@ -141,3 +145,58 @@ def test_time_module_is_the_median_of_timed_calls():
     calls = []
     ms = time_module(lambda x: calls.append(x), torch.zeros(1), warmup=2, repeats=3, clock=lambda: next(ticks))
     assert ms == pytest.approx(20.0) and len(calls) == 5
+
+
+# --- a latency budget in the feasible sampler ------------------------------------------------------------
+
+
+def _space_and_table():
+    """The cifar space at 16x16 and a fake table whose times are not monotonic in d (as real ones are not)."""
+    space, budget = get_space("resnext-cifar").with_resolution(16), Budget.parse("60MFLOPs")
+    keys = space_keys(space, feasible_widths(space, budget))
+    meta = TableMeta("cpu: test", 1, 1, "float32", 16, "0")
+    return space, budget, LatencyTable(meta, {k: (zlib.crc32(k.encode()) % 1000) / 100 for k in keys})
+
+
+def test_latency_window_sampling_is_exact_for_both_costs():
+    space, budget, table = _space_and_table()
+    free = [table.predict(a) for a in propose_many(space, budget, 100, "random", seed=0)]
+    lo, hi = np.percentile(free, [40, 60])
+    assert any(not lo <= ms <= hi for ms in free)  # the FLOPs window alone does not keep to the latency window
+    cost = latency_cost(table, space, lo, hi)
+    for sampler in ("tpe", "random"):
+        archs = propose_many(space, budget, 40, sampler, seed=1, cost=cost)
+        assert all(cost.contains(table.predict(a)) for a in archs)
+        assert all(budget.contains(complexity(a, 16).flops) for a in archs)  # FLOPs stay exact
+        assert len(set(archs)) > 20
+        assert all(cost.of(a, space) == pytest.approx(table.predict(a)) for a in archs)
+
+
+def test_latency_window_encodes_and_pickles():
+    space, budget, table = _space_and_table()
+    cost = latency_cost(table, space, 30.0, 50.0)
+    archs = propose_many(space, budget, 10, "random", seed=2, cost=cost)
+    for width_first in (True, False):
+        sampler = FeasibleSampler(space, budget, cost=cost, width_first=width_first)
+        assert all(sampler.decode(sampler.encode(a)) == a for a in archs)
+    copy = pickle.loads(pickle.dumps(FeasibleSampler(space, budget, cost=cost)))
+    assert copy.decode(FeasibleSampler(space, budget, cost=cost).encode(archs[0])) == archs[0]
+
+
+def test_parts_the_table_lacks_are_never_proposed():
+    space, budget, table = _space_and_table()
+    arch = propose_many(space, budget, 1, "random", seed=3)[0]
+    lacking = architecture_keys(arch, 16)[2]
+    del table.entries[lacking]
+    cost = latency_cost(table, space, 0.0, 1e9)
+    assert all(lacking not in architecture_keys(a, 16)
+               for a in propose_many(space, budget, 60, "random", seed=4, cost=cost))
+
+
+def test_an_unreachable_latency_window_names_it():
+    space, budget, table = _space_and_table()
+    with pytest.raises(BudgetError, match="latency window 0.001 .. 0.002 ms"):
+        FeasibleSampler(space, budget, cost=latency_cost(table, space, 0.001, 0.002))
+    with pytest.raises(BudgetError, match="shared"):
+        FeasibleSampler(get_space("resnext-cifar", shared=False).with_resolution(16), budget,
+                        cost=latency_cost(table, space, 0.0, 1e9))
