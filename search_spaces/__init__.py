@@ -34,6 +34,7 @@ from .latency import (
     TableMeta,
     architecture_keys,
     current_meta,
+    latency_cost,
     load_table,
     measure_architecture,
     measure_table,
@@ -43,6 +44,7 @@ from .latency import (
 from .memory import MemoryEstimate, training_memory
 from .references import Reference, references
 from .sampling import (
+    AdditiveCost,
     BudgetError,
     FeasibleSampler,
     MatchedPoint,
@@ -67,6 +69,7 @@ __all__ = [
     "Stage", "build_model", "capacity_matched", "complexity", "flops_range", "format_flops", "get_space",
     "load_architecture", "load_space", "parse_flops", "propose_many", "references", "save_architecture",
     "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "training_memory", "with_io",
-    "LatencyError", "LatencyTable", "TableMeta", "architecture_keys", "current_meta", "feasible_widths",
+    "AdditiveCost", "LatencyError", "LatencyTable", "latency_cost", "TableMeta", "architecture_keys",
+    "current_meta", "feasible_widths",
     "load_table", "measure_architecture", "measure_table", "open_table", "space_keys",
 ]

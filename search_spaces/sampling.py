@@ -128,13 +128,16 @@ def _at(pos: float, allowed: np.ndarray) -> int:
     return int(allowed[min(int(pos * len(allowed)), len(allowed) - 1)])
 
 
-def _unreachable(space: SearchSpace, budget: Budget, cost: AdditiveCost | None = None) -> BudgetError:
+def _unreachable(space: SearchSpace, budget: Budget, cost: AdditiveCost | None = None,
+                 span: tuple[float, float] | None = None) -> BudgetError:
     lo, hi = flops_range(space)
     if cost is not None:
+        known = (f"the architectures in the FLOPs window take {span[0]:.3g} .. {span[1]:.3g} {cost.unit}"
+                 if span else "the table predicts none of the architectures in the FLOPs window")
         return BudgetError(
             f"no architecture of space {space.name} at {space.resolution}x{space.resolution} lies in the "
             f"{cost.name} window {cost.low:.3g} .. {cost.high:.3g} {cost.unit} and the FLOPs window "
-            f"{format_flops(budget.low)} .. {format_flops(budget.high)}")
+            f"{format_flops(budget.low)} .. {format_flops(budget.high)}: {known}")
     return BudgetError(
         f"budget {format_flops(budget.flops)} (tolerance {budget.tolerance:g}) cannot be met by space "
         f"{space.name} at {space.resolution}x{space.resolution}: its architectures cost "
@@ -220,7 +223,7 @@ class FeasibleSampler:
             else:
                 self._tables = _FreeTables(self.space, self.budget)
             if not self._tables.feasible:
-                raise _unreachable(self.space, self.budget, self.cost)
+                raise _unreachable(self.space, self.budget, self.cost, getattr(self._tables, "cost_span", None))
         return self._tables
 
     def propose(self, trial: Any) -> Architecture:
@@ -283,6 +286,7 @@ class _SharedTables:
     def __init__(self, space: SearchSpace, budget: Budget, width_first: bool,
                  cost: AdditiveCost | None = None) -> None:
         self.space, self.width_first = space, width_first
+        self.cost_span: tuple[float, float] | None = None  # the second cost's range over FLOPs-feasible archs
         combos = np.array(list(itertools.product(*[range(lo, hi + 1) for lo, hi in space.depth_ranges])),
                           dtype=np.int64)  # [n_combos, n_stages]
         d_lo, d_hi, oks = [], [], []
@@ -302,6 +306,11 @@ class _SharedTables:
                 c_repeat = np.stack([r for _, r in c_stages], axis=-1)
                 with np.errstate(invalid="ignore"):  # inf * 0 (an unknown block repeated 0 times): refused
                     value = c_base + c_first.sum(-1)[:, :, None] + np.einsum("cds,ks->cdk", c_repeat, combos - 1)
+                known = ok & np.isfinite(value)  # FLOPs-feasible and predictable: what the window picks from
+                if known.any():
+                    span = (float(value[known].min()), float(value[known].max()))
+                    self.cost_span = span if self.cost_span is None else (
+                        min(self.cost_span[0], span[0]), max(self.cost_span[1], span[1]))
                 ok &= (value >= cost.low) & (value <= cost.high)
                 oks.append(ok)
             has = ok.any(axis=1)  # [n_C, n_combos]
