@@ -5,7 +5,8 @@ sampler), the table entries they are made of measured as `nas.profile` measures 
 then every whole model measured the same way (warm-up, threads pinned, median of repeated calls), and
 compared: the fraction of predictions within +-10% and +-20% of the measurement, the mean and worst error,
 and Kendall's tau between the two orders; and, as the noise floor of that comparison on this machine, the
-same numbers for the model measured a second time right after the first. docs/performance.md ("Latency predictor") has the numbers.
+same numbers for the model measured a second time right after the first. docs/performance.md ("Latency
+predictor") has the numbers; docs/runs/latency-predictor-*.csv/json the rows.
 
     flock /tmp/nas-cpu.lock python benchmarks/latency_predictor.py --threads 2 --out /tmp/latency-bench
 
