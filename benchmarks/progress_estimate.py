@@ -11,7 +11,9 @@ the estimate it replaced (elapsed / trials finished x trials left) is printed be
 
 A run written before epochs.csv had `timestamp` and trials.csv `started` (docs/runs/*) has no clock:
 its timeline is then rebuilt by laying the trials, in trials.csv order (the order they started), on
-`--concurrency` slots, each lasting the sum of its epochs' seconds. That timeline has none of the gaps
+`--concurrency` slots (default 1: the default CPU run trains one trial at a time, each on all the
+machine's cores, nas.orchestration.ray_env.trial_resources; a recorded run of it shows the same), each
+lasting the sum of its epochs' seconds. That timeline has none of the gaps
 a real run has (Ray starting trials, checkpoints, report writes), so its errors measure the ASHA model
 and the end-of-run scheduling only, and the script says "reconstructed" beside them.
 """
@@ -32,6 +34,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.orchestration.eta import FINISHED, AshaPlan, seconds_left  # noqa: E402
+
+# Trials at once in the default CPU run: each CPU trial takes all of the node's CPUs unless
+# --max-concurrent says otherwise (nas.orchestration.ray_env.trial_resources). Rebuilt timelines used 2
+# until the recorded default run of 2026-12-02 showed one trial at a time (docs/performance.md).
+DEFAULT_CPU_CONCURRENCY = 1
 
 
 @dataclass
@@ -95,7 +102,7 @@ def load_replay(trials_csv: Path, epochs_csv: Path, search_json: Path, concurren
     timed = ("started" in trials and trials["started"].notna().all() and "timestamp" in epochs
              and epochs["timestamp"].notna().all())
     if not timed:
-        trials, epochs = rebuild_timeline(trials, epochs, concurrency or 2)
+        trials, epochs = rebuild_timeline(trials, epochs, concurrency or DEFAULT_CPU_CONCURRENCY)
     conc = concurrency or peak_concurrency(trials, epochs)
     return Replay(trials[["trial_id", "outcome", "started"]], epochs, plan_of(search), conc, not timed)
 
@@ -200,17 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files", nargs=3, type=Path, metavar=("TRIALS", "EPOCHS", "SEARCH"))
     p.add_argument("--at", nargs="+", type=float, default=[0.25, 0.5, 0.75])
     p.add_argument("--concurrency", type=int, default=None,
-                   help="trials at once (default: the most the run had; 2 to rebuild a run without a clock)")
+                   help="trials at once (default: the most the run had; 1, the default CPU run's, to rebuild a run "
+                   "without a clock or to simulate)")
     p.add_argument("--simulate", type=int, metavar="RUNS", default=0,
                    help="instead: RUNS simulated ASHA runs (--trials, --concurrency, the default CPU run's "
                    "plan: 2 epochs, rung 1, factor 2), the errors' median and 90th percentile")
     p.add_argument("--trials", type=int, default=9)
     args = p.parse_args(argv)
     if args.simulate:
-        plan = AshaPlan(2, 1, 2)
-        print(f"{args.simulate} simulated runs of {args.trials} trials, concurrency {args.concurrency or 2}, "
+        plan, slots = AshaPlan(2, 1, 2), args.concurrency or DEFAULT_CPU_CONCURRENCY
+        print(f"{args.simulate} simulated runs of {args.trials} trials, concurrency {slots}, "
               f"rungs {plan.rungs()}, reduction factor {plan.reduction_factor}")
-        table = simulated_errors(args.simulate, args.trials, args.concurrency or 2, plan, fractions=args.at)
+        table = simulated_errors(args.simulate, args.trials, slots, plan, fractions=args.at)
         print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
         return 0
     if args.files:

@@ -9,6 +9,7 @@ import json
 from search_spaces import (
     ArchitectureError,
     LatencyError,
+    cache_dir,
     complexity,
     current_meta,
     format_flops,
@@ -46,9 +47,27 @@ def format_table(arch, cx) -> str:
     return "\n".join(lines)
 
 
+def cost_fields(arch, cx) -> dict:
+    """The --json cost keys in the project's one vocabulary (README, "FLOPs and parameters"):
+    `flops_nominal`/`params_nominal` are the file's architecture at its stem's budget resolution (224 or
+    32: what a budget counts; for best.json, the same figures as trials.csv); at another --resolution,
+    `flops_trained`/`params_trained` are the model the file builds there (an export's arch.json, which
+    has the dataset's channels and classes, at the run's training resolution: what the trial trained).
+    `resolution`, `activations` and `parts` are at --resolution."""
+    nominal_resolution = DEFAULT_RESOLUTION[arch.stem]
+    nominal = cx if cx.resolution == nominal_resolution else complexity(arch, nominal_resolution)
+    out = {k: v for k, v in cx.as_dict().items() if k not in ("flops", "params")}
+    out.update(nominal_resolution=nominal_resolution, flops_nominal=nominal.flops, params_nominal=nominal.params)
+    if cx.resolution != nominal_resolution:
+        out.update(flops_trained=cx.flops, params_trained=cx.params)
+    return out
+
+
 def latency_of(arch, resolution: int, args) -> dict:
     """Predicted latency (from the table, when there is one that covers the architecture) and, with
     --measure, the measured one."""
+    if not (args.latency_table or args.measure or any(cache_dir().glob("*.json"))):
+        return {}  # no table anywhere: torch (which current_meta imports) is not needed
     meta = current_meta("cpu", args.threads, 1, "float32", resolution)
     out: dict = {"latency_device": meta.device, "latency_threads": meta.threads}
     try:
@@ -71,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="input size (default: 224 for the imagenet stem, 32 for the cifar stem)")
     parser.add_argument("--batch-size", type=positive_int, default=32,
                         help="training batch for the memory estimate (default 32, the trials')")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: flops_nominal/params_nominal at the stem's budget resolution "
+                        "(224 imagenet, 32 cifar), and flops_trained/params_trained at another --resolution")
     parser.add_argument("--latency-table", default=None, metavar="PATH",
                         help="latency table (default: the cache's for this machine, batch 1, --threads)")
     parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
@@ -87,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = training_memory(arch, resolution, args.batch_size)
     latency = latency_of(arch, resolution, args)
     if args.json:
-        print(json.dumps({"name": arch.describe(), "arch": arch.to_dict(), **cx.as_dict(),
+        print(json.dumps({"name": arch.describe(), "arch": arch.to_dict(), **cost_fields(arch, cx),
                           "training_memory": {"batch_size": args.batch_size, "bytes": memory.total,
                                               "process": memory.process, "parameters": memory.parameters,
                                               "activations": memory.activations}, **latency}))

@@ -33,6 +33,7 @@ from .latency import (
     LatencyTable,
     TableMeta,
     architecture_keys,
+    cache_dir,
     current_meta,
     latency_cost,
     load_table,
@@ -70,6 +71,6 @@ __all__ = [
     "load_architecture", "load_space", "parse_flops", "propose_many", "references", "save_architecture",
     "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "training_memory", "with_io",
     "AdditiveCost", "LatencyError", "LatencyTable", "latency_cost", "TableMeta", "architecture_keys",
-    "current_meta", "feasible_widths",
+    "cache_dir", "current_meta", "feasible_widths",
     "load_table", "measure_architecture", "measure_table", "open_table", "space_keys",
 ]

@@ -51,16 +51,29 @@ class AshaPlan:
 
 def continue_fractions(trials: pd.DataFrame, epochs: pd.DataFrame, plan: AshaPlan) -> dict[int, float]:
     """At each rung, the expected fraction of trials that go on: 1/eta, moved by this run's decisions
-    (a trial past the rung went on; one stopped by ASHA at the rung did not)."""
+    (a trial past the rung went on; one stopped by ASHA at the rung did not). The first trial to reach
+    a rung is no decision: Ray's ASHA compares a trial with those recorded there before it, and lets the
+    first go on (async_hyperband._Bracket.cutoff is None); counted, it raised the fraction of every run."""
     prior = 1.0 / plan.reduction_factor if plan.reduction_factor else 1.0
     last = epochs.groupby("trial_id")["epoch"].max() if len(epochs) else pd.Series(dtype=float)
     stopped = set(trials.loc[trials["outcome"] == "stopped", "trial_id"]) if len(trials) else set()
     out = {}
     for r in plan.rungs():
-        went_on = int((last > r).sum())
-        cut = sum(1 for tid, e in last.items() if e == r and tid in stopped)
+        first = first_at(epochs, r)
+        went_on = int(sum(1 for tid, e in last.items() if e > r and tid != first))
+        cut = sum(1 for tid, e in last.items() if e == r and tid in stopped and tid != first)
         out[r] = (went_on + PRIOR_DECISIONS * prior) / (went_on + cut + PRIOR_DECISIONS)
     return out
+
+
+def first_at(epochs: pd.DataFrame, rung: int) -> str | None:
+    """The trial that reported the rung's epoch first (by `timestamp` where known, else table order)."""
+    at = epochs[epochs["epoch"] == rung] if len(epochs) else epochs
+    if not len(at):
+        return None
+    if "timestamp" in at and at["timestamp"].notna().all():
+        at = at.sort_values("timestamp", kind="stable")
+    return str(at["trial_id"].iloc[0])
 
 
 def draw_epochs_left(done: int, plan: AshaPlan, fractions: Mapping[int, float], rng: np.random.Generator) -> int:

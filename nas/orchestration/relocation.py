@@ -30,9 +30,17 @@ def restored_parts(tuner) -> list[Any]:
 
     Tuner has no public accessor for its configuration: TunerInternal's (ray 2.60) are read here only.
     """
-    inner = tuner._local_tuner
-    config = inner._tune_config
-    return [config.search_alg, config.scheduler, *(inner.get_run_config().callbacks or [])]
+    config = tuner._local_tuner._tune_config
+    return [config.search_alg, config.scheduler, *restored_callbacks(tuner)]
+
+
+def restored_callbacks(tuner) -> list[Any]:
+    """The callbacks list the restored Tuner's fit will run (TunerInternal's run config, ray 2.60: the same
+    list object, so a callback appended to it runs too; Tune does not save it in tuner.pkl again)."""
+    run_config = tuner._local_tuner.get_run_config()
+    if run_config.callbacks is None:
+        run_config.callbacks = []
+    return run_config.callbacks
 
 
 def relocate_restored(tuner, location: RunLocation, journal: str | None) -> None:
@@ -70,4 +78,4 @@ def repoint_checkpoint(checkpoint, location: RunLocation):
     return Checkpoint(path=target, filesystem=location.fs)
 
 
-__all__ = ["relocate_restored", "repoint_checkpoint", "repoint_trial", "restored_parts"]
+__all__ = ["relocate_restored", "repoint_checkpoint", "repoint_trial", "restored_callbacks", "restored_parts"]

@@ -268,7 +268,8 @@ def load_settings(run: str | os.PathLike | RunLocation) -> SearchSettings:
 
 def _moved(settings: SearchSettings, started_at: str, loc: RunLocation) -> SearchSettings:
     """The settings of a run moved (or renamed, or copied) from `started_at` to `loc`: a study journal kept
-    inside the run follows it; what cannot follow is refused. The driver re-points Tune's restored objects
+    inside the run follows it (into a bucket: as a local working copy, nas.orchestration.bucket_journal);
+    what cannot follow is refused. The driver re-points Tune's restored objects
     (nas.orchestration.relocation)."""
     if any(value.split("=", 1)[0] == "mlflow" for value in settings.log):
         # MLflow's store names the run's artifact folder (RUN_DIR) in every run it holds
@@ -284,10 +285,14 @@ def _moved(settings: SearchSettings, started_at: str, loc: RunLocation) -> Searc
         inside = path.relative_to(started_at).as_posix() if path.is_relative_to(started_at) else None
     if inside is None:
         return settings
-    if not loc.is_local:
-        raise SearchConfigError("resume", "{path} keeps its Optuna study in the journal file {file}, which an "
-                                "object store cannot hold; resume it on a filesystem", path=loc.display,
-                                file=inside)
+    if not loc.is_local:  # copied into a bucket: the study works on a local copy of its journal (bucket_journal)
+        if not _is_file(loc, inside):
+            raise SearchConfigError("resume", "{path} was started at {old} with its Optuna study in {file}, which "
+                                    "is not in {path}: copy it there too", path=loc.display, old=started_at,
+                                    file=inside)
+        from .bucket_journal import working_journal
+
+        return replace(settings, optuna_storage=str(working_journal(loc, inside)))
     return settings if journal is None else replace(settings, optuna_storage=str(loc.local_dir / inside))
 
 

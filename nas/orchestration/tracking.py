@@ -1,6 +1,7 @@
 """Where a search can be watched with the tools people already have: Optuna storage (optuna-dashboard,
-`optuna.load_study`), TensorBoard (Ray Tune's own event files), MLflow (Ray's MLflow callback), and
-the Ray dashboard (a per-trial process title, the token line).
+`optuna.load_study`), TensorBoard (Ray Tune's event files, a folder per trial named by its
+architecture), MLflow (Ray's MLflow callback), and the Ray dashboard (a per-trial process title, the
+token line).
 
 Ray and Optuna do the work; this module only adds what neither does for us:
 - OptunaSearch tells Optuna a trial's value and state but not what the trial was (its Tune id, FLOPs,
@@ -31,6 +32,7 @@ JOURNAL_FILE = "optuna.journal"
 # Tune result keys recorded on each Optuna trial (the first epoch's static figures and the last epoch's).
 TRIAL_ATTRS = (*COST_COLUMNS, "epoch", "status", "reason", "images_per_second", "seconds")
 TENSORBOARD_TAG = "ray/tune/{metric}"  # what Ray's TBXLoggerCallback names a reported metric
+TENSORBOARD_DIR = "tensorboard"  # RUN_DIR/tensorboard/<number>-<architecture>-<trial id>/: one TensorBoard run each
 TRIAL_RUN_TAG = "trial_id"
 PARENT_RUN_TAG = "nas.run_dir"
 
@@ -285,8 +287,41 @@ def dashboard_command(target: str | os.PathLike, host: str = "127.0.0.1", port: 
 
 # --- TensorBoard -----------------------------------------------------------------------------------------
 
+def tensorboard_run_label(config: dict, fallback: str) -> str:
+    """A trial's architecture as a folder name: '8x14d-[3,4,6,3]' (describe() with '-' for spaces)."""
+    from search_spaces import Architecture
+
+    if "arch" not in config:
+        return fallback
+    return Architecture.from_dict(config["arch"]).describe().replace(" ", "-").replace("/", "-")
+
+
+def tensorboard_run_folder(run_dir: str | os.PathLike, trial_id: str, label: str) -> Path:
+    """The folder of a trial's event files, which TensorBoard shows as the run's name: RUN_DIR/tensorboard/
+    `0003-8x14d-[3,4,6,3]-<trial id>`, numbered in the order trials start (sortable: TensorBoard lists runs
+    by name) and ending with the Tune trial id (unique, and the key of trials.csv). A trial that already
+    has a folder (a resumed search, a retried trial) keeps it; a new one takes the next number."""
+    root = Path(run_dir) / TENSORBOARD_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [0]
+    for child in root.iterdir():
+        if child.is_dir() and child.name.endswith(f"-{trial_id}"):
+            return child
+        head = child.name.split("-", 1)[0]
+        if head.isdigit():
+            numbers.append(int(head))
+    return root / f"{max(numbers) + 1:04d}-{label}-{trial_id}"
+
+
+def tensorboard_run_dir(run_dir: str | os.PathLike, trial_id: str) -> Path | None:
+    """Where a run's trial has its event files (tensorboard_run_folder), or None."""
+    found = sorted((Path(run_dir) / TENSORBOARD_DIR).glob(f"*-{trial_id}"))
+    return found[0] if found else None
+
+
 def tensorboard_scalars(trial_dir: str | os.PathLike, metric: str = "val_accuracy") -> list[tuple[int, float]]:
-    """(step, value) of `metric` in a trial's event files, read with TensorBoard's own reader."""
+    """(step, value) of `metric` in a trial's event files (its tensorboard_run_dir), read with TensorBoard's
+    own reader."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
@@ -489,14 +524,27 @@ def _tbx_logger_class():
     from ray.tune.logger import TBXLoggerCallback
 
     class TrialTBXLogger(TBXLoggerCallback):
-        """Ray's TensorBoard logger (it replaces Tune's default one), whose HParams are the architecture's
-        own parameters (trial_params: C, d, base width, depths, name), the outcome (`stopped`: ASHA cut it
-        short) and the epochs trained, instead of the whole flattened config (the sampler's encodings,
-        constant `arch/*` fields, and no C or d: `arch/stages` is a list)."""
+        """Ray's TensorBoard logger (it replaces Tune's default one), with each trial's run named by its
+        architecture (tensorboard_run_folder) and whose HParams are the architecture's own parameters
+        (trial_params: C, d, base width, depths, name), the outcome (`stopped`: ASHA cut it short) and the
+        epochs trained, instead of the whole flattened config (the sampler's encodings, constant `arch/*`
+        fields, and no C or d: `arch/stages` is a list)."""
 
         def __init__(self, shared: bool = True, max_epochs: int | None = None) -> None:
             super().__init__()
             self.shared, self.max_epochs = shared, max_epochs
+
+        def log_trial_start(self, trial) -> None:
+            # Ray's writes into the trial's folder (trial_<id>), which TensorBoard then shows as the run's
+            # name: each trial writes under RUN_DIR/tensorboard/ instead, named by its architecture. The
+            # driver's staging folder is the run directory (local) or synced up to the bucket with it.
+            if trial in self._trial_writer:
+                self._trial_writer[trial].close()
+            trial.init_local_path()
+            folder = tensorboard_run_folder(trial.local_experiment_path, trial.trial_id,
+                                            tensorboard_run_label(trial.config, f"trial_{trial.trial_id}"))
+            self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=30)
+            self._trial_result[trial] = {}
 
         def _try_log_hparams(self, trial, result: dict) -> None:
             from tensorboardX.summary import hparams
@@ -666,6 +714,7 @@ __all__ = [
     "finish_tracking", "journal_path", "label_process", "load_study", "log_parent_run", "mlflow_callbacks",
     "mlflow_tracking_uri", "mlflow_view_command", "optuna_storage", "parse_log", "process_title", "repoint_journal",
     "search_mlflow_uri", "start_parent_run", "storage_url", "study_name", "tensorboard_callbacks",
-    "tensorboard_hparams", "tensorboard_scalars", "tracked_optuna_search", "tracking_callbacks", "trial_outcome",
+    "tensorboard_hparams", "tensorboard_run_dir", "tensorboard_run_folder", "tensorboard_run_label",
+    "tensorboard_scalars", "tracked_optuna_search", "tracking_callbacks", "trial_outcome",
     "trial_params", "trial_run_name",
 ]

@@ -100,6 +100,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
 
     from trials import train_trial
 
+    from .bucket_journal import work_on_journal_copy
     from .callbacks import ProgressTable, ResultsTable
     from .checkpoints import KeepBestCheckpoints
     from .data import accepts_data, shipped_dataset
@@ -137,6 +138,7 @@ def build_tuner(settings: SearchSettings, resume: bool, cluster: dict[str, float
                                     path=loc.display)
         tuner = tune.Tuner.restore(loc.run_uri, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True, restart_errored=False)
+        work_on_journal_copy(tuner, settings, log)  # a local run copied into a bucket
         # What Tune unpickled names the location the run was saved at: the run may have moved since.
         relocate_restored(tuner, loc, journal_path(settings))
         return tuner

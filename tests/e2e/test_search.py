@@ -15,7 +15,7 @@ from search_spaces.budget import Budget
 from tests.helpers import searchrun
 from tests.helpers.searchrun import free_port
 
-BUDGET = Budget.parse("500MFLOPs")
+BUDGET = Budget.parse(searchrun.FAST_BUDGET)
 
 
 def assert_all_feasible(frame: pd.DataFrame) -> None:

@@ -71,7 +71,8 @@ def test_resume_of_a_uri_that_is_no_run_names_resume(s3_uri):
 
 # --- the whole life of a run on S3 ------------------------------------------------------------------
 
-def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_path, search_process, capsys):
+def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_path, search_process, capsys,
+                                                      finished_search):
     loc = RunLocation.parse(s3_uri, "s3run")
     args = [*searchrun.FAST, "--trials", "3", "--max-epochs", "2", "--scheduler", "none",
             "--storage-path", s3_uri, "--name", "s3run"]
@@ -133,6 +134,27 @@ def test_search_kill_resume_analyze_export_train_on_s3(s3_server, s3_uri, tmp_pa
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["arch_file"] == f"{loc.display}/best.json" and (trained_out / "model.pt").is_file()
+
+    _resume_a_local_run_copied_into(s3_uri, finished_search[0])
+
+
+def _resume_a_local_run_copied_into(s3_uri: str, run_dir) -> None:
+    """A local run synced into the bucket resumes from there (issue 20), its Optuna study on a local copy of
+    its journal: a finished search here (the session's; resuming it only re-reads its state, in this
+    process on the session's Ray)."""
+    from nas.orchestration import run_search
+    from nas.orchestration.bucket_journal import working_journal
+
+    copied = RunLocation.parse(s3_uri, "copied")
+    copied.upload_dir(run_dir)  # what `aws s3 sync RUN_DIR s3://.../copied` does
+    lines = []
+    summary = run_search(resume=copied.run_uri, log=lines.append)
+    work = working_journal(copied, "optuna.journal")
+    assert f"Optuna study: {copied.display}/optuna.journal copied to {work}, written back after each trial " \
+           f"(optuna-dashboard {work})" in lines
+    assert summary["optuna_storage"] == str(work) and summary["trials"] == 6 and summary["run_dir"] == copied.public_uri
+    assert copied.read_bytes("optuna.journal") == work.read_bytes()
+    assert "best_trial" in summary and copied.is_file("report.html")
 
 
 def test_no_checkpoint_is_deleted_while_the_experiment_state_on_the_bucket_names_it(s3_uri, tmp_path,

@@ -111,11 +111,11 @@ def test_tensorboard_event_files_hold_every_trials_validation_accuracy_per_epoch
     run_dir = run["run_dir"]
     epochs = pd.read_csv(run_dir / "epochs.csv", dtype={"trial_id": str})
     for trial_id, curve in epochs.groupby("trial_id"):
-        scalars = tracking.tensorboard_scalars(run_dir / f"trial_{trial_id}", "val_accuracy")
+        scalars = tracking.tensorboard_scalars(tracking.tensorboard_run_dir(run_dir, trial_id), "val_accuracy")
         assert dict(scalars) == pytest.approx(dict(zip(curve["epoch"], curve["val_accuracy"], strict=True)))
     frame = searchrun.trials(run_dir)
     for row in frame.itertuples():
-        hparams = tracking.tensorboard_hparams(run_dir / f"trial_{row.trial_id}")
+        hparams = tracking.tensorboard_hparams(tracking.tensorboard_run_dir(run_dir, row.trial_id))
         assert (hparams["name"], hparams["cardinality"], hparams["outcome"]) == (row.name, row.cardinality,
                                                                                  row.outcome)
 

@@ -16,11 +16,24 @@ def test_inspect_json(tmp_path, cli):
     out = cli("-m", "nas.inspect", str(path), "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert (data["flops"], data["params"]) == (4_230_479_872, 25_028_904)
+    # the project's one vocabulary (as trials.csv and the dry run's --json): at the budget's resolution,
+    # nominal; no bare "flops"/"params", whose meaning a reader would have to guess
+    assert (data["flops_nominal"], data["params_nominal"]) == (4_230_479_872, 25_028_904)
+    assert "flops" not in data and "params" not in data and "flops_trained" not in data
     assert isinstance(data["activations"], int)
     assert [p["name"] for p in data["parts"]] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
     table = cli("-m", "nas.inspect", str(path), "--resolution", "32")
     assert "stage4" in table.stdout and "GFLOPs" in table.stdout or "MFLOPs" in table.stdout
+
+
+def test_inspect_json_at_another_resolution_is_the_trained_cost_beside_the_nominal_one(tmp_path, cli):
+    arch = template((3, 4, 6, 3), 32, 4, in_channels=1, num_classes=10)  # an export's arch.json (Fashion-MNIST)
+    path = save_architecture(arch, tmp_path / "arch.json")
+    data = json.loads(cli("-m", "nas.inspect", str(path), "--resolution", "28", "--json").stdout)
+    assert (data["flops_trained"], data["params_trained"]) == (complexity(arch, 28).flops, complexity(arch, 28).params)
+    assert (data["flops_nominal"], data["nominal_resolution"]) == (complexity(arch, 224).flops, 224)
+    assert data["resolution"] == 28
+    assert data["parts"][0]["out_resolution"] == complexity(arch, 28).parts[0].out_resolution
 
 
 def test_inspect_bad_file_is_one_line(tmp_path, cli):

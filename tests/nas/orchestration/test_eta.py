@@ -38,12 +38,28 @@ def test_fractions_start_at_one_over_eta_and_follow_the_runs_decisions():
     plan = AshaPlan(2, 1, 2)
     empty = tables([], [])
     assert continue_fractions(*empty, plan) == {1: pytest.approx(0.5)}
-    # four trials went past rung 1, none was cut: (4 + 2 x 0.5) / (4 + 2)
+    # four trials went past rung 1, none was cut; the first (a) had no choice: (3 + 2 x 0.5) / (3 + 2)
     trials, epochs = tables([(t, "completed", 0) for t in "abcd"],
                             [(t, e, 10.0, 0) for t in "abcd" for e in (1, 2)])
-    assert continue_fractions(trials, epochs, plan) == {1: pytest.approx(5 / 6)}
+    assert continue_fractions(trials, epochs, plan) == {1: pytest.approx(4 / 5)}
     trials, epochs = tables([(t, "stopped", 0) for t in "abcd"], [(t, 1, 10.0, 0) for t in "abcd"])
-    assert continue_fractions(trials, epochs, plan) == {1: pytest.approx(1 / 6)}
+    assert continue_fractions(trials, epochs, plan) == {1: pytest.approx(1 / 5)}
+
+
+def test_the_first_trial_at_a_rung_is_no_decision():
+    """Ray's ASHA lets the first trial at a rung go on (nothing recorded there to compare with): it says
+    nothing of the fraction that goes on after it."""
+    plan = AshaPlan(2, 1, 2)
+    # a reached rung 1 first (went on, as it must); then b went on and c was cut: one decision each way
+    trials, epochs = tables([("a", "completed", 0), ("b", "completed", 0), ("c", "stopped", 0)],
+                            [("a", 1, 10.0, 10), ("a", 2, 10.0, 20), ("b", 1, 10.0, 30), ("b", 2, 10.0, 40),
+                             ("c", 1, 10.0, 50)])
+    assert continue_fractions(trials, epochs, plan) == {1: pytest.approx((1 + 2 * 0.5) / (2 + 2))}
+    # the first by the clock, not by the table's order
+    later_first = epochs.assign(timestamp=epochs["timestamp"].where(epochs["trial_id"] != "a", 100))
+    assert continue_fractions(trials, later_first, plan) == {1: pytest.approx((1 + 2 * 0.5) / (2 + 2))}
+    first_is_c = epochs.assign(timestamp=epochs["timestamp"].where(epochs["trial_id"] != "c", 0))
+    assert continue_fractions(trials, first_is_c, plan) == {1: pytest.approx((2 + 2 * 0.5) / (2 + 2))}
 
 
 def test_costs_measure_start_overhead_and_time_between_reports():

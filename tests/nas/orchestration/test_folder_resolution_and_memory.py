@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from nas.orchestration.driver import sized
-from nas.orchestration.memory_budget import WithMemory, check_fits, estimate
+from nas.orchestration.memory_budget import WithMemory, check_fits, estimate, request_step
 from nas.orchestration.plan import apply_preset, train_resolution
 from nas.orchestration.settings import SearchConfigError
 from nas.search import build_parser, settings_from_args
@@ -76,11 +76,24 @@ def test_each_trial_asks_ray_for_its_estimated_memory_capped_at_the_largest_node
     arch = template((1, 1, 1), 8, 2, stem="cifar", base_out=64, num_classes=10)
     request = WithMemory({"cpu": 2.0}, settings, 32, 64 * 2**30, (3, 10), on_gpu=False)
     got = request({"arch": arch.to_dict()})
-    assert got == {"cpu": 2.0, "memory": estimate(arch, settings, 32, False, (3, 10)).total}
+    need = estimate(arch, settings, 32, False, (3, 10)).total
+    assert got == {"cpu": 2.0, "memory": request_step(need)} and need <= got["memory"] <= 1.19 * need + 2**20
     shares = WithMemory(lambda config: {"cpu": 1.0, "gpu": 0.25}, settings, 32, 1 << 30, (3, 10), on_gpu=True)
     assert shares({"arch": arch.to_dict()})["gpu"] == 0.25
     big = WithMemory({"cpu": 1.0}, settings, 224, 4 * 2**30, (3, 10), on_gpu=False)
     assert big({"arch": arch.to_dict()})["memory"] == 4 * 2**30  # a larger request would wait forever
+
+
+def test_trials_of_similar_size_ask_for_one_amount_so_tune_can_reuse_their_actors():
+    """Tune gives a finished trial's actor to the next only when their resource requests are equal."""
+    steps = [request_step(int(b)) for b in (0.51 * 2**30, 0.52 * 2**30, 0.56 * 2**30, 0.59 * 2**30)]
+    assert len(set(steps)) == 1 and steps[0] >= 0.59 * 2**30
+    for n in [1, 2**20 - 1, 2**20, 10**9, 3 * 2**30 + 7, 20 * 2**30]:
+        step = request_step(n)
+        assert n <= step <= 1.19 * n + 2**20 and step % 2**20 == 0
+        assert request_step(step) == step  # a step is its own step
+    assert len({request_step(n * 2**20) for n in range(257, 513)}) == 4  # four steps per doubling
+    assert request_step(0) == 0
 
 
 def test_a_search_that_fits_no_node_is_refused_naming_what_to_change():

@@ -119,11 +119,90 @@ def test_what_cannot_follow_a_move_is_refused_in_one_line_naming_where_it_starte
     with pytest.raises(SearchConfigError, match=r"^resume: .*/b/renamed was started at .*/a/run and logs to "
                                                 r"MLflow[^\n]*move it back"):
         load_settings(_move(s, tmp_path))
-    # a local run's journal cannot go into a bucket (checked on the settings, without a server)
+    # a run started on a bucket has no journal to follow it (checked on the settings, without a server)
     bucket = RunLocation.parse("s3://bucket/runs?endpoint_override=127.0.0.1:9&scheme=http", "run")
-    local = SearchSettings(budget_flops=parse_flops("4GFLOPs"), storage_path=str(tmp_path / "c"), name="run")
-    with pytest.raises(SearchConfigError, match=r"^resume: s3://bucket/runs/run keeps its Optuna study in the "
-                                                r"journal file optuna.journal, which an object store cannot hold"):
-        _moved(local, str(tmp_path / "c" / "run"), bucket)
     on_s3 = SearchSettings(budget_flops=parse_flops("4GFLOPs"), storage_path="s3://other/runs", name="run")
     assert _moved(on_s3, "s3://other/runs/run", bucket) is on_s3  # its study is in Tune's searcher state
+
+
+def test_a_local_run_copied_into_a_bucket_resumes_on_a_local_copy_of_its_journal_written_back(
+        s3_uri, tmp_path, monkeypatch, cli):
+    """`aws s3 sync RUN_DIR s3://.../NAME`, then `--resume s3://.../NAME`: was refused ("which an object store
+    cannot hold"). The study works on a copy under $NAS_CACHE_DIR/studies; the bucket's journal gets every
+    trial, and Tune's state snapshot (get_state) writes it back before that snapshot is uploaded."""
+    from nas.orchestration.bucket_journal import studies_dir, work_on_journal_copy
+    from nas.orchestration.relocation import relocate_restored
+    from nas.orchestration.tracking import journal_path, load_study
+    from nas.orchestration.tuner import make_scheduler, make_searcher
+    from nas.rundir.location import RunLocation
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    s = _started(tmp_path)
+    searcher = make_searcher(s, get_space("resnext-imagenet"), Budget(s.budget_flops, s.tolerance), {"seed": 0})
+    tuner_pkl = pickle.dumps((searcher, make_scheduler(s), []))
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"val_accuracy": 0.5, "training_iteration": 2, "epoch": 2})
+    (tmp_path / "staging").mkdir()
+    searcher.save(str(tmp_path / "staging" / "searcher-state.pkl"))
+    bucket = RunLocation.parse(s3_uri, "copied")
+    bucket.upload_dir(s.run_dir)  # what `aws s3 sync` does
+    local_journal = (s.run_dir / "optuna.journal").read_bytes()
+
+    # nas.search loads the settings before it configures Ray's environment: that must not import ray
+    code = f"import sys; from nas.orchestration import load_settings; load_settings({bucket.run_uri!r}); " \
+           "assert 'ray' not in sys.modules"
+    out = cli("-c", code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    settings = load_settings(bucket.run_uri)
+    assert settings.optuna_storage.startswith(str(studies_dir())) and settings.location.root == bucket.root
+    lines = []
+    tuner = _restored_tuner(tuner_pkl)
+    journal = work_on_journal_copy(tuner, settings, lines.append)
+    relocate_restored(tuner, settings.location, journal_path(settings))
+    assert journal.local.read_bytes() == local_journal
+    assert lines == [f"Optuna study: {bucket.display}/optuna.journal copied to {journal.local}, written back after "
+                     f"each trial (optuna-dashboard {journal.local})"]
+    restored = tuner._local_tuner._tune_config.search_alg
+    (write_back,) = tuner._local_tuner.get_run_config().callbacks
+    restored.restore(str(tmp_path / "staging" / "searcher-state.pkl"))
+    restored.suggest("t2")
+    assert write_back.get_state() is None  # a state snapshot: the journal (t2 asked) goes into the bucket first
+    assert bucket.read_bytes("optuna.journal") == journal.local.read_bytes() != local_journal
+    restored.on_trial_complete("t2", {"val_accuracy": 0.6, "training_iteration": 2, "epoch": 2})
+    write_back.on_trial_complete(0, [], None)
+    assert not journal.push()  # unchanged since: no second PUT
+
+    bucket.download("optuna.journal", tmp_path / "from_bucket" / "optuna.journal")
+    study = load_study(tmp_path / "from_bucket", "run")  # the study keeps the name the run started with
+    assert [(t.user_attrs["ray_trial_id"], t.state.name) for t in study.trials] == [("t1", "COMPLETE"),
+                                                                                   ("t2", "COMPLETE")]
+    assert (s.run_dir / "optuna.journal").read_bytes() == local_journal  # the local original is left alone
+
+    # resumed again (another machine, or after a kill): the bucket's journal wins over a stale local copy
+    journal.local.write_bytes(local_journal + b"{}\n")
+    again = work_on_journal_copy(_restored_tuner(tuner_pkl), load_settings(bucket.run_uri), lines.append)
+    assert again.local == journal.local and again.local.read_bytes() == bucket.read_bytes("optuna.journal")
+
+    # a copy without its journal is refused in one line, before anything starts
+    bare = RunLocation.parse(s3_uri, "bare")
+    bare.upload_dir(s.run_dir)
+    bare.delete("optuna.journal")
+    with pytest.raises(SearchConfigError, match=r"^resume: s3://\S+/bare was started at \S+/a/run with its Optuna "
+                                                r"study in optuna.journal, which is not in s3://\S+/bare: copy it "
+                                                r"there too$"):
+        load_settings(bare.run_uri)
+
+
+def test_runs_without_a_bucket_journal_get_no_copy(tmp_path):
+    from nas.orchestration.bucket_journal import bucket_journal, work_on_journal_copy
+
+    local = _started(tmp_path)
+    bucket = "s3://b/runs?endpoint_override=127.0.0.1:9&scheme=http"  # never contacted
+    on_s3 = SearchSettings(budget_flops=parse_flops("4GFLOPs"), storage_path=bucket, name="run")
+    elsewhere = SearchSettings(budget_flops=parse_flops("4GFLOPs"), storage_path=bucket, name="run",
+                               optuna_storage=str(tmp_path / "study.journal"))
+    in_db = SearchSettings(budget_flops=parse_flops("4GFLOPs"), storage_path=bucket, name="run",
+                           optuna_storage="sqlite:///x.db")
+    assert [bucket_journal(x) for x in (local, on_s3, elsewhere, in_db)] == [None] * 4
+    tuner = _restored_tuner(pickle.dumps((None, None, [])))
+    assert work_on_journal_copy(tuner, on_s3, print) is None and tuner._local_tuner.get_run_config().callbacks == []

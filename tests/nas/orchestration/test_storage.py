@@ -244,7 +244,18 @@ def test_tune_run_on_s3_and_restore(ray_instance, s3_server, s3_uri, tmp_path):
     assert not any(Path(tempfile.gettempdir()).glob("s3:*"))  # nothing turned the URI into a local path
 
     assert tune.Tuner.can_restore(loc.run_uri)
-    restored = tune.Tuner.restore(loc.run_uri, trainable=two_epochs, resume_errored=True).fit()
+    # A callback appended to what Tuner.restore unpickled runs in the resumed fit (how a bucket journal's
+    # working copy is written back: nas.orchestration.bucket_journal); here the study "wrote" one line.
+    from nas.orchestration.bucket_journal import BucketJournal, JournalWriteBack
+    from nas.orchestration.relocation import restored_callbacks
+
+    loc.write_text("optuna.journal", "asked\n")
+    journal = BucketJournal(loc, "optuna.journal", tmp_path / "work" / "optuna.journal")
+    journal.pull().write_text("asked\ntold\n")
+    tuner = tune.Tuner.restore(loc.run_uri, trainable=two_epochs, resume_errored=True)
+    restored_callbacks(tuner).append(JournalWriteBack(journal))
+    restored = tuner.fit()
+    assert loc.read_text("optuna.journal") == "asked\ntold\n"
     by_x = {r.config["x"]: r for r in restored}
     assert all(r.error is None for r in restored)
     # the errored trial went on from its S3 checkpoint (epoch 1), not from scratch

@@ -282,19 +282,53 @@ def test_optuna_dashboard_lists_the_study_and_its_trials(search, search_process)
 
 def test_tensorboard_events_hold_every_epochs_val_accuracy(search):
     pytest.importorskip("tensorboard")
-    _, grid, _, _ = search
+    run_dir, grid, _, _ = search
     for tid, history in _histories(grid).items():
         (result,) = [r for r in grid if r.metrics["trial_id"] == tid]
-        scalars = tracking.tensorboard_scalars(result.path)
+        folder = tracking.tensorboard_run_dir(run_dir, tid)
+        scalars = tracking.tensorboard_scalars(folder)
         # Ray's TBX logger writes one point per report at step = training_iteration (= our epoch here)
         assert [(s, pytest.approx(v)) for s, v in scalars] == history, tid
         # HParams: the architecture and how far it trained, not the sampler's encodings
         arch = result.config["arch"]["stages"][0]
-        hparams = tracking.tensorboard_hparams(result.path)
+        hparams = tracking.tensorboard_hparams(folder)
         assert hparams == {"name": hparams["name"], "cardinality": arch["cardinality"],
                            "width": arch["group_width"], "base_width": 256, "depth_1": 1, "depth_2": 1,
                            "depth_3": 1, "epochs": len(history),
                            "outcome": "completed" if len(history) == MAX_EPOCHS else "stopped"}, tid
+
+
+def test_tensorboard_runs_are_named_by_number_architecture_and_trial_id(search):
+    """TensorBoard names a run by its folder: not trial_<id> but `0001-<architecture>-<id>`, numbered in the
+    order the trials started, and no event files left in the trial folders (they would be runs too)."""
+    from search_spaces import Architecture
+
+    run_dir, grid, _, _ = search
+    names = sorted(p.name for p in (run_dir / tracking.TENSORBOARD_DIR).iterdir())
+    assert [n.split("-", 1)[0] for n in names] == [f"{i:04d}" for i in range(1, TRIALS + 1)]
+    for result in grid:
+        tid = result.metrics["trial_id"]
+        label = Architecture.from_dict(result.config["arch"]).describe().replace(" ", "-")
+        assert tracking.tensorboard_run_dir(run_dir, tid).name[5:] == f"{label}-{tid}"
+        assert not list(Path(result.path).glob("events.out.tfevents*")), tid
+
+
+def test_a_trials_tensorboard_folder_is_kept_and_new_ones_take_the_next_number(tmp_path):
+    first = tracking.tensorboard_run_folder(tmp_path, "aaa", "32x4d-[3,4,6,3]")
+    assert first == tmp_path / "tensorboard" / "0001-32x4d-[3,4,6,3]-aaa"
+    first.mkdir()
+    (tmp_path / "tensorboard" / "0007-1x64d-[1,1,1,1]-bbb").mkdir()
+    assert tracking.tensorboard_run_folder(tmp_path, "aaa", "other") == first  # resumed or retried
+    assert tracking.tensorboard_run_folder(tmp_path, "ccc", "8x14d-[3,4,6,3]").name == "0008-8x14d-[3,4,6,3]-ccc"
+    assert tracking.tensorboard_run_dir(tmp_path, "bbb").name == "0007-1x64d-[1,1,1,1]-bbb"
+    assert tracking.tensorboard_run_dir(tmp_path, "zzz") is None
+
+
+def test_tensorboard_run_label_is_the_architecture_without_spaces():
+    from search_spaces import template
+
+    assert tracking.tensorboard_run_label({"arch": template((3, 4, 6, 3), 8, 14).to_dict()}, "x") == "8x14d-[3,4,6,3]"
+    assert tracking.tensorboard_run_label({}, "trial_x") == "trial_x"
 
 
 # --- MLflow ---------------------------------------------------------------------------------------------
