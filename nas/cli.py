@@ -151,6 +151,20 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+_MS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(ms|s)?\s*$", re.IGNORECASE)
+
+
+def parse_ms(text: str) -> float:
+    """'20ms', '20 ms', '0.02s', '20' (milliseconds) -> 20.0."""
+    match = _MS.match(text or "")
+    if not match:
+        raise ValueError(f"cannot read latency {text!r}; accepted: 20ms, 0.02s, or milliseconds")
+    value = float(match[1]) * (1000.0 if (match[2] or "").lower() == "s" else 1.0)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"latency {text!r} must be a positive number of milliseconds")
+    return value
+
+
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]"
 
 

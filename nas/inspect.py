@@ -1,11 +1,24 @@
 """`python -m nas.inspect ARCH.json [--resolution N] [--batch-size B] [--json]`: what an architecture costs,
-per stage, and the estimated peak memory of training it."""
+per stage, the estimated peak memory of training it, and its predicted latency on this machine when a
+latency table is there (`python -m nas.profile`; `--latency-table PATH` for another); `--measure` times it."""
 
 from __future__ import annotations
 
 import json
 
-from search_spaces import ArchitectureError, complexity, format_flops, load_architecture, training_memory
+from search_spaces import (
+    ArchitectureError,
+    LatencyError,
+    cache_dir,
+    complexity,
+    current_meta,
+    format_flops,
+    load_architecture,
+    load_table,
+    measure_architecture,
+    open_table,
+    training_memory,
+)
 
 from .cli import Parser, UsageError, positive_int, run_main
 
@@ -50,6 +63,26 @@ def cost_fields(arch, cx) -> dict:
     return out
 
 
+def latency_of(arch, resolution: int, args) -> dict:
+    """Predicted latency (from the table, when there is one that covers the architecture) and, with
+    --measure, the measured one."""
+    if not (args.latency_table or args.measure or any(cache_dir().glob("*.json"))):
+        return {}  # no table anywhere: torch (which current_meta imports) is not needed
+    meta = current_meta("cpu", args.threads, 1, "float32", resolution)
+    out: dict = {"latency_device": meta.device, "latency_threads": meta.threads}
+    try:
+        table = load_table(args.latency_table) if args.latency_table else open_table(meta)[0]
+        if table.entries:
+            out["latency_ms_predicted"] = round(table.predict(arch), 3)
+    except LatencyError as exc:
+        if args.latency_table:
+            raise UsageError(f"--latency-table: {exc}") from None
+        out["latency_note"] = f"no predicted latency: {exc}"
+    if args.measure:
+        out["latency_ms_measured"] = round(measure_architecture(arch, meta, warmup=3, repeats=10), 3)
+    return out if len(out) > 2 else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m nas.inspect", description=__doc__)
     parser.add_argument("arch", help="architecture JSON file (resnext-arch/1)")
@@ -60,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object: flops_nominal/params_nominal at the stem's budget resolution "
                         "(224 imagenet, 32 cifar), and flops_trained/params_trained at another --resolution")
+    parser.add_argument("--latency-table", default=None, metavar="PATH",
+                        help="latency table (default: the cache's for this machine, batch 1, --threads)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--measure", action="store_true",
+                        help="also measure the latency here (batch 1, median of 10 calls after 3 warm-up calls)")
     args = parser.parse_args(argv)
     try:
         arch = load_architecture(args.arch)
@@ -68,14 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     resolution = args.resolution or DEFAULT_RESOLUTION[arch.stem]
     cx = complexity(arch, resolution)
     memory = training_memory(arch, resolution, args.batch_size)
+    latency = latency_of(arch, resolution, args)
     if args.json:
         print(json.dumps({"name": arch.describe(), "arch": arch.to_dict(), **cost_fields(arch, cx),
                           "training_memory": {"batch_size": args.batch_size, "bytes": memory.total,
                                               "process": memory.process, "parameters": memory.parameters,
-                                              "activations": memory.activations}}))
+                                              "activations": memory.activations}, **latency}))
     else:
         print(format_table(arch, cx))
         print(f"training memory at batch {args.batch_size} (estimate, CPU): {memory.describe()}")
+        if "latency_ms_predicted" in latency or "latency_ms_measured" in latency:
+            where = latency["latency_device"]
+            for key, what in (("latency_ms_predicted", "predicted"), ("latency_ms_measured", "measured")):
+                if key in latency:
+                    print(f"latency at batch 1 on {where} ({latency['latency_threads']} threads), {what}: "
+                          f"{latency[key]:.1f} ms")
+        if "latency_note" in latency:
+            print(latency["latency_note"])
     return 0
 
 

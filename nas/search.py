@@ -23,6 +23,7 @@ from .cli import (
     parse_duration,
     parse_host,
     parse_host_port,
+    parse_ms,
     port,
     run_main,
     setting_errors,
@@ -46,6 +47,7 @@ from .orchestration import (
     check_settings,
     dataset_shape,
     grid_points,
+    latency_cost_of,
     load_settings,
     memory_line,
     outside_lines,
@@ -59,7 +61,8 @@ from .orchestration import (
 )
 
 # SearchSettings fields whose flag is not `--` + the field with dashes.
-FLAGS = {"budget_flops": "--budget", "budget_resolution": "--resolution", "time_budget_s": "--time-budget"}
+FLAGS = {"budget_flops": "--budget", "latency_budget_ms": "--latency-budget",
+         "budget_resolution": "--resolution", "time_budget_s": "--time-budget"}
 # Flags a resumed search takes; every other setting comes from RUN_DIR/search.json.
 RESUME_FLAGS = {"resume", "address", "dashboard_host", "dashboard_port", "dry_run", "samples", "json"}
 
@@ -84,6 +87,11 @@ def build_parser() -> Parser:
     p = Parser(prog="python -m nas.search", description=__doc__,
                epilog="On a CPU-only machine the search is scaled down unless --full is given.")
     p.add_argument("--budget", type=wrap(parse_flops), help="FLOPs budget, e.g. 4GFLOPs, 400MFLOPs, 4e9")
+    p.add_argument("--latency-budget", type=wrap(parse_ms), default=None,
+                   help="also a latency budget, e.g. 20ms: only architectures whose predicted latency (the "
+                   "device's table, python -m nas.profile) lies in [(1 - tolerance) * B, B]")
+    p.add_argument("--latency-table", default=None, metavar="PATH",
+                   help="the latency table (default: the cache's table for this machine)")
     p.add_argument("--tolerance", type=checked("tolerance"), default=0.1,
                    help="feasible FLOPs lie in [(1 - tolerance) * budget, budget] (default 0.1)")
     p.add_argument("--space", type=choice(tuple(SPACES)), default=None, help="a built-in space (default "
@@ -168,7 +176,8 @@ def settings_from_args(args) -> SearchSettings:
         raise UsageError("--space-file: give --space or --space-file, not both")
     name = args.name or time.strftime(f"search-{format_flops(args.budget).replace(' ', '')}-%Y%m%d-%H%M%S")
     return SearchSettings(
-        budget_flops=args.budget, tolerance=args.tolerance, space=args.space or "resnext-imagenet", free=args.free,
+        budget_flops=args.budget, tolerance=args.tolerance, latency_budget_ms=args.latency_budget,
+        latency_table=args.latency_table, space=args.space or "resnext-imagenet", free=args.free,
         space_file=args.space_file, budget_resolution=args.resolution, dataset=args.dataset, data_dir=args.data_dir,
         train_subset=args.train_subset, val_size=args.val_size, train_resolution=args.train_resolution,
         sampler=args.sampler, references=args.references, cardinality=args.cardinality, match=args.match,
@@ -201,6 +210,7 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
               file=sys.stderr)
     refs, notes = reference_designs(settings)
     archs = proposals(settings, samples, refs)
+    cost = latency_cost_of(settings, space)
     if settings.sampler == "grid":
         for line in outside_lines(grid_points(settings, space, budget)):
             print(line, file=sys.stderr)
@@ -221,18 +231,21 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
         if refs:
             print(f"R1..R{len(refs)}: the reference designs, trained first within --trials (--references none "
                   "leaves them out); then the sampler's proposals")
-        print(f"{'#':>3} {'architecture':<32} {'GFLOPs':>7} {'params (M)':>10} {'of budget':>9}")
+        print(f"{'#':>3} {'architecture':<32} {'GFLOPs':>7} {'params (M)':>10} {'of budget':>9}"
+              + (f" {'pred. ms':>8}" if cost else ""))
     for i, arch in enumerate(archs):
         cx = complexity(arch, space.resolution)
         ref = refs[i] if i < len(refs) else None
         if as_json:
             role = {} if not refs else {"role": "reference", "reference": ref.name} if ref else {"role": "sampled"}
+            latency = {} if cost is None else {"latency_ms_predicted": round(cost.of(arch, space), 3)}
             print(json.dumps({"arch": arch.to_dict(), "name": arch.describe(), "flops_nominal": cx.flops,
-                              "params_nominal": cx.params, "feasible": budget.contains(cx.flops), **role}))
+                              "params_nominal": cx.params, "feasible": budget.contains(cx.flops), **latency, **role}))
         else:
             number = f"R{i + 1}" if ref else str(i + 1 - len(refs))
             print(f"{number:>3} {arch.describe():<32} {cx.flops / 1e9:>7.3f} {cx.params / 1e6:>10.2f} "
-                  f"{100 * cx.flops / budget.flops:>8.1f}%" + (f"  reference: {ref.name}" if ref else ""))
+                  f"{100 * cx.flops / budget.flops:>8.1f}%"
+                  + (f" {cost.of(arch, space):>8.1f}" if cost else "") + (f"  reference: {ref.name}" if ref else ""))
     return 0
 
 

@@ -13,6 +13,7 @@ Modules:
     sampling.py      FeasibleSampler: Optuna proposals feasible by construction; capacity-matched grids
     references.py    the reference designs every search trains: the paper's, or the space file's
     model.py         build_model: the torch module (torchvision's ResNeXt names)
+    latency.py       a device's latency table (stem, blocks, head) and the predictor: nas.profile's
 """
 
 from .architecture import (
@@ -27,9 +28,32 @@ from .architecture import (
 )
 from .budget import Budget, format_flops, parse_flops
 from .complexity import Complexity, complexity, smallest_resolution, stage_map_sizes
+from .latency import (
+    LatencyError,
+    LatencyTable,
+    TableMeta,
+    architecture_keys,
+    cache_dir,
+    current_meta,
+    latency_cost,
+    load_table,
+    measure_architecture,
+    measure_table,
+    open_table,
+    space_keys,
+)
 from .memory import MemoryEstimate, training_memory
 from .references import Reference, references
-from .sampling import BudgetError, FeasibleSampler, MatchedPoint, capacity_matched, flops_range, propose_many
+from .sampling import (
+    AdditiveCost,
+    BudgetError,
+    FeasibleSampler,
+    MatchedPoint,
+    capacity_matched,
+    feasible_widths,
+    flops_range,
+    propose_many,
+)
 from .spaces import SPACES, ReferenceDesign, SearchSpace, SpaceFileError, get_space, load_space, space_to_dict
 
 
@@ -46,4 +70,7 @@ __all__ = [
     "Stage", "build_model", "capacity_matched", "complexity", "flops_range", "format_flops", "get_space",
     "load_architecture", "load_space", "parse_flops", "propose_many", "references", "save_architecture",
     "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "training_memory", "with_io",
+    "AdditiveCost", "LatencyError", "LatencyTable", "latency_cost", "TableMeta", "architecture_keys",
+    "cache_dir", "current_meta", "feasible_widths",
+    "load_table", "measure_architecture", "measure_table", "open_table", "space_keys",
 ]

@@ -59,6 +59,35 @@ class BudgetError(ValueError):
 
 
 @dataclass(frozen=True)
+class AdditiveCost:
+    """A second cost that adds up over the stem, the blocks and the head like FLOPs do (a predicted latency:
+    search_spaces.latency.latency_cost), and its window [low, high]. `terms[base_out]` is (stem + head,
+    ((first, repeat) per stage)): arrays [n_cardinalities, n_widths] of the first block's and a repeated
+    block's cost; inf where unknown (never proposed). Plain arrays: it pickles with the sampler."""
+
+    name: str  # what it is, for messages ("latency")
+    unit: str  # "ms"
+    low: float
+    high: float
+    terms: dict[int, tuple[float, tuple[tuple[np.ndarray, np.ndarray], ...]]]
+
+    def of(self, arch: Architecture, space: SearchSpace) -> float:
+        """The cost of one architecture of `space` (C, d from the space's lists)."""
+        base, stages = self.terms[arch.stages[0].out_channels]
+        total = base
+        for i, (s, (first, repeat)) in enumerate(zip(arch.stages, stages, strict=True)):
+            ci = space.cardinalities.index(s.cardinality)
+            di = s.group_width // 2**i - space.width_range[0]
+            total += first[ci, di] + (s.depth - 1) * repeat[ci, di]
+        return float(total)
+
+    def contains(self, value: float) -> bool:
+        # floats summed in another order (the tables' einsum, a table's predict) differ in the last bits
+        slack = 1e-9 * max(abs(self.low), abs(self.high))
+        return self.low - slack <= value <= self.high + slack
+
+
+@dataclass(frozen=True)
 class _StageTerms:
     """FLOPs of stage i for every (C, d): first block + (depth - 1) * repeated block."""
 
@@ -99,8 +128,16 @@ def _at(pos: float, allowed: np.ndarray) -> int:
     return int(allowed[min(int(pos * len(allowed)), len(allowed) - 1)])
 
 
-def _unreachable(space: SearchSpace, budget: Budget) -> BudgetError:
+def _unreachable(space: SearchSpace, budget: Budget, cost: AdditiveCost | None = None,
+                 span: tuple[float, float] | None = None) -> BudgetError:
     lo, hi = flops_range(space)
+    if cost is not None:
+        known = (f"the architectures in the FLOPs window take {span[0]:.3g} .. {span[1]:.3g} {cost.unit}"
+                 if span else "the table predicts none of the architectures in the FLOPs window")
+        return BudgetError(
+            f"no architecture of space {space.name} at {space.resolution}x{space.resolution} lies in the "
+            f"{cost.name} window {cost.low:.3g} .. {cost.high:.3g} {cost.unit} and the FLOPs window "
+            f"{format_flops(budget.low)} .. {format_flops(budget.high)}: {known}")
     return BudgetError(
         f"budget {format_flops(budget.flops)} (tolerance {budget.tolerance:g}) cannot be met by space "
         f"{space.name} at {space.resolution}x{space.resolution}: its architectures cost "
@@ -161,8 +198,12 @@ class FeasibleSampler:
     (Ray ships it to its searcher); the tables are rebuilt on first use after unpickling.
     """
 
-    def __init__(self, space: SearchSpace, budget: Budget, *, width_first: bool = True) -> None:
-        self.space, self.budget, self.width_first = space, budget, width_first
+    def __init__(self, space: SearchSpace, budget: Budget, *, width_first: bool = True,
+                 cost: AdditiveCost | None = None) -> None:
+        if cost is not None and not space.shared:
+            raise BudgetError(f"a {cost.name} budget needs a space with C and d shared by all stages "
+                              f"({space.name} has them free per stage)")
+        self.space, self.budget, self.width_first, self.cost = space, budget, width_first, cost
         self._tables: Any = None
         self._ensure_tables()
 
@@ -170,7 +211,7 @@ class FeasibleSampler:
         return {**self.__dict__, "_tables": None}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update({"width_first": True, **state})
+        self.__dict__.update({"width_first": True, "cost": None, **state})
 
     def __call__(self, trial: Any) -> dict:
         return {"arch": self.propose(trial).to_dict()}
@@ -178,11 +219,11 @@ class FeasibleSampler:
     def _ensure_tables(self) -> Any:
         if self._tables is None:
             if self.space.shared:
-                self._tables = _SharedTables(self.space, self.budget, self.width_first)
+                self._tables = _SharedTables(self.space, self.budget, self.width_first, self.cost)
             else:
                 self._tables = _FreeTables(self.space, self.budget)
             if not self._tables.feasible:
-                raise _unreachable(self.space, self.budget)
+                raise _unreachable(self.space, self.budget, self.cost, getattr(self._tables, "cost_span", None))
         return self._tables
 
     def propose(self, trial: Any) -> Architecture:
@@ -190,6 +231,9 @@ class FeasibleSampler:
         flops = complexity(arch, self.space.resolution).flops
         # The tables are exact; this guards the guarantee against a future change breaking it.
         assert self.budget.contains(flops), f"sampler proposed an infeasible architecture ({flops} FLOPs)"
+        if self.cost is not None:
+            value = self.cost.of(arch, self.space)
+            assert self.cost.contains(value), f"sampler proposed {value} {self.cost.unit}, outside the window"
         cs = [s.cardinality for s in arch.stages]
         ds = [s.group_width // 2**i for i, s in enumerate(arch.stages)]
         shared = self.space.shared
@@ -239,11 +283,13 @@ class FeasibleSampler:
 class _SharedTables:
     """All stages share C and d: tabulate the feasible d-interval of every (base, C, depths)."""
 
-    def __init__(self, space: SearchSpace, budget: Budget, width_first: bool) -> None:
+    def __init__(self, space: SearchSpace, budget: Budget, width_first: bool,
+                 cost: AdditiveCost | None = None) -> None:
         self.space, self.width_first = space, width_first
+        self.cost_span: tuple[float, float] | None = None  # the second cost's range over FLOPs-feasible archs
         combos = np.array(list(itertools.product(*[range(lo, hi + 1) for lo, hi in space.depth_ranges])),
                           dtype=np.int64)  # [n_combos, n_stages]
-        d_lo, d_hi = [], []
+        d_lo, d_hi, oks = [], [], []
         for base_out in space.base_widths:
             base, terms = _stage_terms(space, base_out)
             first = np.stack([t.first for t in terms], axis=-1)  # [n_C, n_d, n_stages]
@@ -251,12 +297,29 @@ class _SharedTables:
             # flops[c, d, combo] = base + sum_i first_i + (depth_i - 1) * repeat_i
             flops = base + first.sum(-1)[:, :, None] + np.einsum("cds,ks->cdk", repeat, combos - 1)
             ok = (flops >= budget.low) & (flops <= budget.high)
+            if cost is not None:
+                # The second cost adds up the same way; it need not grow with d (a latency does not), so
+                # the feasible d of a (base, C, depths) may have holes: the whole mask is kept (imagenet:
+                # 3 x 7 x 128 x 8,640 booleans, 23 MB).
+                c_base, c_stages = cost.terms[base_out]
+                c_first = np.stack([f for f, _ in c_stages], axis=-1)
+                c_repeat = np.stack([r for _, r in c_stages], axis=-1)
+                with np.errstate(invalid="ignore"):  # inf * 0 (an unknown block repeated 0 times): refused
+                    value = c_base + c_first.sum(-1)[:, :, None] + np.einsum("cds,ks->cdk", c_repeat, combos - 1)
+                known = ok & np.isfinite(value)  # FLOPs-feasible and predictable: what the window picks from
+                if known.any():
+                    span = (float(value[known].min()), float(value[known].max()))
+                    self.cost_span = span if self.cost_span is None else (
+                        min(self.cost_span[0], span[0]), max(self.cost_span[1], span[1]))
+                ok &= (value >= cost.low) & (value <= cost.high)
+                oks.append(ok)
             has = ok.any(axis=1)  # [n_C, n_combos]
             n_d = ok.shape[1]
             d_lo.append(np.where(has, ok.argmax(axis=1), -1))
             d_hi.append(np.where(has, n_d - 1 - ok[:, ::-1, :].argmax(axis=1), -1))
         self.d_lo, self.d_hi = np.stack(d_lo), np.stack(d_hi)  # [n_base, n_C, n_combos], index into widths
         self.has = self.d_lo >= 0
+        self.ok = np.stack(oks) if oks else None  # [n_base, n_C, n_d, n_combos] with a second cost
         self.combos = combos
         self.feasible = bool(self.has.any())
         self.c_index = np.flatnonzero(self.has.any(axis=(0, 2)))  # cardinalities that can meet the budget
@@ -267,7 +330,10 @@ class _SharedTables:
         bi = p.pick("base_width_pos", np.flatnonzero(self.has[:, ci].any(axis=1)))
         rows = np.flatnonzero(self.has[bi, ci])
         lo, hi = self.d_lo[bi, ci, rows], self.d_hi[bi, ci, rows]
-        if self.width_first:
+        if self.width_first and self.ok is not None:
+            di = p.pick("width_pos", np.flatnonzero(self.ok[bi, ci][:, rows].any(axis=1)))
+            rows = rows[self.ok[bi, ci, di, rows]]
+        elif self.width_first:
             # every d covered by some depth combination's interval, then the combinations that take it
             cover = np.zeros(len(range(space.width_range[0], space.width_range[1] + 2)), dtype=np.int64)
             np.add.at(cover, lo, 1)
@@ -281,7 +347,9 @@ class _SharedTables:
             depths.append(depth)
         (k,) = rows
         if not self.width_first:
-            di = p.pick("width_pos", np.arange(self.d_lo[bi, ci, k], self.d_hi[bi, ci, k] + 1))
+            allowed = (np.arange(self.d_lo[bi, ci, k], self.d_hi[bi, ci, k] + 1) if self.ok is None
+                       else np.flatnonzero(self.ok[bi, ci, :, k]))
+            di = p.pick("width_pos", allowed)
         return space.architecture(space.cardinalities[ci], di + d0, depths, space.base_widths[bi])
 
 
@@ -431,7 +499,7 @@ def capacity_matched(space: SearchSpace, budget: Budget, cardinalities: list[int
 
 
 def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe", seed: int = 0,
-                 first: list[dict] | tuple = ()) -> list[Architecture]:
+                 first: list[dict] | tuple = (), cost: AdditiveCost | None = None) -> list[Architecture]:
     """What the sampler would propose first, without training (for `nas.search --dry-run`): the
     architectures of the enqueued params `first` (a search's reference designs), then `n` proposals.
 
@@ -447,8 +515,41 @@ def propose_many(space: SearchSpace, budget: Budget, n: int, sampler: str = "tpe
     }
     if sampler not in samplers:
         raise ValueError(f"dry-run sampler must be one of {', '.join(samplers)} or grid, got {sampler!r}")
-    define = FeasibleSampler(space, budget)
+    define = FeasibleSampler(space, budget, cost=cost)
     study = optuna.create_study(direction="maximize", sampler=samplers[sampler]())
     for params in first:
         study.enqueue_trial(params)
     return [define.propose(study.ask()) for _ in range(len(first) + n)]
+
+
+def feasible_widths(space: SearchSpace, budget: Budget):
+    """`allowed(base_out, stage, cardinality)` -> the sorted stage-1 widths d some architecture feasible at
+    `budget` takes there (exact for shared spaces; for free ones, the widths whose stage fits at its
+    smallest depth): what a latency profile for that budget must measure (search_spaces.latency).
+    BudgetError when no architecture of the space meets the budget."""
+    widths = np.arange(space.width_range[0], space.width_range[1] + 1)
+    if space.shared:
+        tables = _SharedTables(space, budget, True)
+        if not tables.feasible:
+            raise _unreachable(space, budget)
+        index = {b: i for i, b in enumerate(space.base_widths)}
+
+        def allowed(base: int, stage: int, cardinality: int) -> np.ndarray:
+            bi, ci = index[base], space.cardinalities.index(cardinality)
+            rows = np.flatnonzero(tables.has[bi, ci])
+            ok = np.zeros(widths.size, dtype=bool)
+            for k in rows:
+                ok[tables.d_lo[bi, ci, k]:tables.d_hi[bi, ci, k] + 1] = True
+            return widths[ok]
+        return allowed
+    by_base = {b: _FreeTablesAt(space, budget, b) for b in space.base_widths}
+    if not any(t.feasible for t in by_base.values()):
+        raise _unreachable(space, budget)
+
+    def allowed_free(base: int, stage: int, cardinality: int) -> np.ndarray:
+        t = by_base[base]
+        if not t.feasible:
+            return widths[:0]
+        fits = t.values[stage][0, space.cardinalities.index(cardinality)] <= budget.high - t.base
+        return widths[fits]
+    return allowed_free

@@ -33,6 +33,7 @@ from .plan import (
     check_settings,
     dataset_shape,
     grid_points,
+    latency_cost_of,
     outside_lines,
     proposals,
     reference_designs,
@@ -59,7 +60,8 @@ from .settings import (
 __all__ = [
     "ACCEPTS", "CPU_PRESET", "DEFAULT_KEEP_CHECKPOINTS", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE",
     "GRID_REFERENCES_NOTE", "MATCHES", "OBJECTIVES", "REFERENCES", "RayOptions", "SAMPLERS", "SCHEDULERS",
-    "SearchConfigError", "SearchSettings", "apply_preset", "budget_of", "check_settings", "configure_ray_env",
+    "SearchConfigError", "SearchSettings", "apply_preset", "budget_of", "latency_cost_of", "check_settings",
+    "configure_ray_env",
     "dataset_shape", "finish", "from_keywords", "grid_points", "load_settings", "memory_line", "outside_lines",
     "proposals", "reference_designs", "resolve_space", "run_search", "scheduler_of", "start_ray", "train_resolution",
     "trial_resources", "with_absolute_paths",

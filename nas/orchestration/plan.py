@@ -12,17 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import (
+    AdditiveCost,
     Architecture,
     Budget,
     BudgetError,
     FeasibleSampler,
+    LatencyError,
+    LatencyTable,
     MatchedPoint,
     Reference,
     SearchSpace,
     SpaceFileError,
     capacity_matched,
+    current_meta,
     get_space,
+    latency_cost,
     load_space,
+    load_table,
+    open_table,
     propose_many,
     references,
     smallest_resolution,
@@ -143,6 +150,42 @@ def budget_of(settings: SearchSettings) -> Budget:
     return Budget(settings.budget_flops, settings.tolerance)
 
 
+def latency_table_of(settings: SearchSettings, space: SearchSpace) -> LatencyTable | None:
+    """The latency table a latency budget is predicted with (None without a latency budget): --latency-table,
+    else the cache's table for this machine at the space's resolution, batch 1 and torch's thread count."""
+    if settings.latency_budget_ms is None and settings.latency_table is None:
+        return None
+    try:
+        if settings.latency_table is not None:
+            return load_table(settings.latency_table)
+        table, path = open_table(current_meta("cpu", None, 1, "float32", space.resolution))
+    except LatencyError as exc:
+        raise SearchConfigError("latency_table", "{error}", error=str(exc)) from None
+    if not table.entries:
+        raise SearchConfigError("latency_budget_ms", "no latency table for this machine at {res}x{res} ({path}); "
+                                "build it with python -m nas.profile --space {space} --budget BUDGET, or give one "
+                                "with {table}", res=space.resolution, path=path, space=space.name.removesuffix("-free"),
+                                table="--latency-table")
+    return table
+
+
+def latency_cost_of(settings: SearchSettings, space: SearchSpace) -> AdditiveCost | None:
+    """The sampler's second cost: the predicted latency and its window [(1 - tolerance) * B, B]."""
+    table = latency_table_of(settings, space)
+    if table is None or settings.latency_budget_ms is None:
+        return None
+    high = settings.latency_budget_ms
+    try:
+        return latency_cost(table, space, (1 - settings.tolerance) * high, high)
+    except LatencyError as exc:
+        raise SearchConfigError("latency_table", "{error}", error=str(exc)) from None
+
+
+def sampler_of(settings: SearchSettings, space: SearchSpace, budget: Budget) -> FeasibleSampler:
+    """The feasible sampler of a search: FLOPs-feasible, and inside the latency window when there is one."""
+    return FeasibleSampler(space, budget, cost=latency_cost_of(settings, space))
+
+
 def grid_points(settings: SearchSettings, space: SearchSpace, budget: Budget) -> list[MatchedPoint]:
     return capacity_matched(space, budget, settings.cardinality, settings.match, settings.depths)
 
@@ -178,10 +221,27 @@ def reference_designs(settings: SearchSettings) -> tuple[list[Reference], list[s
     if settings.references == "none" or settings.sampler == "grid":
         return [], []
     try:
-        refs, notes = references(resolve_space(settings), budget_of(settings))
+        space = resolve_space(settings)
+        refs, notes = references(space, budget_of(settings))
     except BudgetError:  # check_settings refuses the budget, naming the space's range
         return [], []
     notes = [f"note: {line}" for line in notes]
+    cost = latency_cost_of(settings, space)
+    if cost is not None:  # a reference trains only inside the latency window too, encoded for that sampler
+        try:
+            sampler = FeasibleSampler(space, budget_of(settings), cost=cost)
+        except BudgetError:
+            return [], notes
+        kept = []
+        for r in refs:
+            ms = cost.of(r.arch, space)
+            if cost.contains(ms):
+                kept.append(replace(r, params=sampler.encode(r.arch)))
+            else:
+                why = (f"predicted {ms:.1f} ms" if ms != float("inf") else "the latency table lacks its parts")
+                notes.append(f"note: reference {r.name} ({r.arch.describe()}) left out: {why}, outside the latency "
+                             f"window {cost.low:.1f} .. {cost.high:.1f} ms")
+        refs = kept
     if refs and settings.trials is not None and settings.trials <= len(refs):
         return [], notes + [f"note: --trials {settings.trials} leaves no sampled trial beside the {len(refs)} "
                             f"reference designs: none trained (--trials {len(refs) + 1} or more to train them)"]
@@ -197,7 +257,8 @@ def proposals(settings: SearchSettings, samples: int, refs: list[Reference] | No
         return [p.arch for p in grid_points(settings, space, budget)]
     sampler = "tpe" if settings.sampler == "tpe" else "random"
     refs = reference_designs(settings)[0] if refs is None else refs
-    return propose_many(space, budget, samples, sampler, settings.seed, first=[r.params for r in refs])
+    return propose_many(space, budget, samples, sampler, settings.seed, first=[r.params for r in refs],
+                        cost=latency_cost_of(settings, space))
 
 
 def validation_images(settings: SearchSettings) -> int | None:
@@ -300,12 +361,20 @@ def check_settings(settings: SearchSettings) -> None:
         if setting not in ("depths", "cardinality", "match") or not why:
             setting, why = "space", str(exc)
         raise SearchConfigError(setting, "{why}", why=why) from None
+    if settings.latency_budget_ms is not None:
+        if settings.sampler == "grid":
+            raise SearchConfigError("latency_budget_ms", "needs a sampler; the grid sweep's points are fixed")
+        try:
+            sampler_of(settings, space, budget_of(settings))
+        except BudgetError as exc:
+            raise SearchConfigError("latency_budget_ms", "{error}", error=str(exc)) from None
 
 
 __all__ = [
     "CPU_FOLDER_RESOLUTION", "CPU_PRESET", "FULL_FLAGS", "FULL_PRESET", "GRID_ASHA_NOTE", "GRID_REFERENCES_NOTE",
     "TRAIN_IMAGES", "apply_preset", "budget_of", "check_settings", "cpu_folder_resolution", "dataset_shape",
     "expected_trials", "folder_resolution_line", "gpu_train_resolution", "grid_points", "is_folder", "outside_lines",
-    "proposals", "reference_designs", "resolve_space", "scheduler_of", "train_config", "train_resolution",
+    "latency_cost_of", "latency_table_of", "proposals", "reference_designs", "resolve_space", "sampler_of",
+    "scheduler_of", "train_config", "train_resolution",
     "validation_images",
 ]

@@ -50,6 +50,11 @@ class SearchSettings:
     space_file: str | None = None  # a resnext-space/1 JSON file (search_spaces.load_space); replaces `space`
     free: bool = False
     budget_resolution: int | None = None
+    # A latency budget in milliseconds (window [(1 - tolerance) * B, B]) predicted by a latency table
+    # (search_spaces.latency; `python -m nas.profile` builds it): None, FLOPs only. `latency_table`: the
+    # table's file (None: the cache's table for this machine, batch 1, torch's threads).
+    latency_budget_ms: float | None = None
+    latency_table: str | None = None
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
     train_subset: int | None = None
@@ -128,6 +133,7 @@ _POSITIVE = Accepts(float, "a positive number", lambda v: v > 0)
 ACCEPTS: dict[str, Accepts] = {
     "budget_flops": _POSITIVE_INT,
     "tolerance": Accepts(float, "a fraction in (0, 1)", lambda v: 0 < v < 1),
+    "latency_budget_ms": _POSITIVE,
     "budget_resolution": _POSITIVE_INT, "train_subset": _POSITIVE_INT, "val_size": _POSITIVE_INT,
     "train_resolution": _POSITIVE_INT, "batch_size": _POSITIVE_INT, "lr": _POSITIVE,
     "seeds": _POSITIVE_INT, "max_epochs": _POSITIVE_INT, "grace_epochs": _POSITIVE_INT,

@@ -23,6 +23,7 @@ from .plan import (
     outside_lines,
     reference_designs,
     resolve_space,
+    sampler_of,
     scheduler_of,
     train_config,
     train_resolution,
@@ -63,7 +64,7 @@ def make_searcher(settings: SearchSettings, space: SearchSpace, budget: Budget, 
     # (TPE ranks them after the completed ones; random ignores values); NSGA-II learns from COMPLETE ones
     # only, so there they stay COMPLETE and are PRUNED in the architectures study alone.
     prune = settings.sampler in ("tpe", "random", "cmaes") and not isinstance(metric, list)
-    return tracked_optuna_search(_WithTrain(FeasibleSampler(space, budget), train), metric=metric, mode=mode,
+    return tracked_optuna_search(_WithTrain(sampler_of(settings, space, budget), train), metric=metric, mode=mode,
                                  sampler=samplers[settings.sampler](), storage=storage, run_name=settings.name,
                                  max_epochs=settings.max_epochs, references=references, arch_space=space,
                                  prune_stopped=prune)
