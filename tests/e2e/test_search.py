@@ -16,6 +16,7 @@ from tests.conftest import FINISHED
 from tests.helpers import searchrun
 from tests.helpers.searchrun import free_port
 
+
 def assert_all_feasible(frame: pd.DataFrame, budget: str) -> None:
     window = Budget.parse(budget)
     for arch_json, flops in zip(frame["arch"], frame["flops_nominal"], strict=True):
