@@ -22,8 +22,8 @@ from .cardinality_width import accuracy_vs
 from .cost import accuracy_vs_cost, pareto_front
 from .curves import learning_curves
 from .depth import accuracy_vs_depth
-from .latency import accuracy_vs_latency
 from .edf import error_edfs
+from .latency import accuracy_vs_latency
 from .matched import matched_sweep
 from .param_importance import importance
 from .ranking import ranking_holds

@@ -4,15 +4,25 @@ the Pareto front, and the table's measured milliseconds per GFLOP of each cardin
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from search_spaces import Architecture, LatencyError, LatencyTable, load_table, time_per_gflop
 
-from .._plotting import ACC_TITLE, HOVER, LAYOUT, Section, coloraxis, customdata, empty_section, fidelities, \
-    json_list, lin_pos, trial_points
+from .._plotting import (
+    ACC_TITLE,
+    HOVER,
+    LAYOUT,
+    Section,
+    coloraxis,
+    customdata,
+    empty_section,
+    fidelities,
+    json_list,
+    lin_pos,
+    trial_points,
+)
 from ..run_data import RunData
 from .cost import pareto_front
 

@@ -10,7 +10,7 @@ import pytest
 
 from nas import make_settings, search
 from nas.orchestration import SearchConfigError, budget_of
-from search_spaces import LatencyTable, TableMeta, complexity, flops_range, get_space, space_keys
+from search_spaces import LatencyTable, TableMeta, flops_range, get_space, space_keys
 
 from .test_latency_budget import run
 
