@@ -64,9 +64,10 @@ def make_settings(settings=None, /, *, budget: str | int | None = None, **keywor
             keywords["budget_flops"] = parse_flops(budget) if isinstance(budget, str) else budget
         except (BudgetError, ValueError) as exc:
             raise SearchConfigError("budget_flops", "{error}", error=str(exc)) from None
-    if settings is None and "budget_flops" in keywords and "name" not in keywords:
+    if settings is None and ("budget_flops" in keywords or "latency_budget_ms" in keywords) \
+            and "name" not in keywords:
         stamp = format_flops(keywords["budget_flops"]).replace(" ", "") if isinstance(
-            keywords["budget_flops"], int) else "budget"
+            keywords.get("budget_flops"), int) else "budget"
         keywords["name"] = time.strftime(f"search-{stamp}-%Y%m%d-%H%M%S")
     settings = with_absolute_paths(from_keywords(settings, **keywords))
     check_settings(settings)

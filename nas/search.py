@@ -88,8 +88,9 @@ def build_parser() -> Parser:
                epilog="On a CPU-only machine the search is scaled down unless --full is given.")
     p.add_argument("--budget", type=wrap(parse_flops), help="FLOPs budget, e.g. 4GFLOPs, 400MFLOPs, 4e9")
     p.add_argument("--latency-budget", type=wrap(parse_ms), default=None,
-                   help="also a latency budget, e.g. 20ms: only architectures whose predicted latency (the "
-                   "device's table, python -m nas.profile) lies in [(1 - tolerance) * B, B]")
+                   help="a latency budget, e.g. 20ms, alone or with --budget: only architectures whose predicted "
+                   "latency (the device's table, python -m nas.profile) lies in [(1 - tolerance) * B, B]; "
+                   "alone, the FLOPs window is the whole space's range")
     p.add_argument("--latency-table", default=None, metavar="PATH",
                    help="the latency table (default: the cache's table for this machine)")
     p.add_argument("--tolerance", type=checked("tolerance"), default=0.1,
@@ -170,11 +171,12 @@ def build_parser() -> Parser:
 
 
 def settings_from_args(args) -> SearchSettings:
-    if args.budget is None:
-        raise UsageError("--budget: required (e.g. --budget 4GFLOPs), unless --resume RUN_DIR")
+    if args.budget is None and args.latency_budget is None:
+        raise UsageError("--budget: required (e.g. --budget 4GFLOPs), unless --latency-budget or --resume RUN_DIR")
     if args.space and args.space_file:
         raise UsageError("--space-file: give --space or --space-file, not both")
-    name = args.name or time.strftime(f"search-{format_flops(args.budget).replace(' ', '')}-%Y%m%d-%H%M%S")
+    stamp = format_flops(args.budget).replace(" ", "") if args.budget is not None else f"{args.latency_budget:g}ms"
+    name = args.name or time.strftime(f"search-{stamp}-%Y%m%d-%H%M%S")
     return SearchSettings(
         budget_flops=args.budget, tolerance=args.tolerance, latency_budget_ms=args.latency_budget,
         latency_table=args.latency_table, space=args.space or "resnext-imagenet", free=args.free,
@@ -221,7 +223,10 @@ def dry_run(settings: SearchSettings, samples: int, as_json: bool) -> int:
     for line in notes + [f"note: reference {r.name}: {r.note}" for r in refs if r.note]:
         print(line, file=sys.stderr)
     if not as_json:
-        print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), budget {budget} at "
+        window = (f"budget {budget}" if settings.budget_flops is not None else
+                  f"no FLOPs budget (the space's {budget.low / 1e9:.3g} .. {budget.high / 1e9:.3g} GFLOPs), latency "
+                  f"budget {settings.latency_budget_ms:g} ms")
+        print(f"space {space.name} ({'free' if settings.free else 'shared'} C and d), {window} at "
               f"{space.resolution}x{space.resolution} ({space.in_channels} input channels, {space.num_classes} "
               f"classes; trials adapt both ends to {settings.dataset})")
         if archs:

@@ -41,6 +41,7 @@ from .latency import (
     measure_table,
     open_table,
     space_keys,
+    time_per_gflop,
 )
 from .memory import MemoryEstimate, training_memory
 from .references import Reference, references
@@ -72,5 +73,5 @@ __all__ = [
     "smallest_resolution", "space_to_dict", "stage_map_sizes", "template", "training_memory", "with_io",
     "AdditiveCost", "LatencyError", "LatencyTable", "latency_cost", "TableMeta", "architecture_keys",
     "cache_dir", "current_meta", "feasible_widths",
-    "load_table", "measure_architecture", "measure_table", "open_table", "space_keys",
+    "load_table", "measure_architecture", "measure_table", "open_table", "space_keys", "time_per_gflop",
 ]

@@ -209,6 +209,25 @@ def open_table(meta: TableMeta, path: str | Path | None = None) -> tuple[Latency
     return LatencyTable(meta, {}), path
 
 
+def time_per_gflop(table: LatencyTable) -> dict[int, tuple[float, int]]:
+    """Measured milliseconds per GFLOP of the table's blocks, per cardinality: (total ms / total GFLOPs of
+    its blocks, how many blocks). Equal FLOPs do not cost equal time: grouped 3x3 convolutions run at
+    another speed than dense ones, so this ratio differs between cardinalities on a device."""
+    ms: dict[int, float] = {}
+    gflops: dict[int, float] = {}
+    count: dict[int, int] = {}
+    for key, value in table.entries.items():
+        kind, fields = parse_key(key)
+        if kind != "block":
+            continue
+        c_in, c_out, cardinality, group_width, stride, in_hw = fields
+        cost, _ = block_cost(c_in, c_out, cardinality, group_width, stride, in_hw)
+        ms[cardinality] = ms.get(cardinality, 0.0) + value
+        gflops[cardinality] = gflops.get(cardinality, 0.0) + cost.flops / 1e9
+        count[cardinality] = count.get(cardinality, 0) + 1
+    return {c: (ms[c] / gflops[c], count[c]) for c in sorted(ms) if gflops[c] > 0}
+
+
 def latency_cost(table: LatencyTable, space: SearchSpace, low_ms: float, high_ms: float) -> AdditiveCost:
     """The table as the feasible sampler's second cost, with the window [low_ms, high_ms]: every (base, C, d)
     of the space, inf where the table lacks a part (the sampler never proposes what it cannot predict)."""

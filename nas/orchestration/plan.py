@@ -25,6 +25,7 @@ from search_spaces import (
     SpaceFileError,
     capacity_matched,
     current_meta,
+    flops_range,
     get_space,
     latency_cost,
     load_space,
@@ -147,7 +148,13 @@ def resolve_space(settings: SearchSettings) -> SearchSpace:
 
 
 def budget_of(settings: SearchSettings) -> Budget:
-    return Budget(settings.budget_flops, settings.tolerance)
+    """The FLOPs window; without a FLOPs budget (a latency budget alone) the whole space's range, so only
+    the latency window constrains the proposals."""
+    if settings.budget_flops is not None:
+        return Budget(settings.budget_flops, settings.tolerance)
+    low, high = flops_range(resolve_space(settings))
+    # ceil((1 - tolerance) * high) must come out <= low: half a FLOP of slack absorbs the float rounding
+    return Budget(high, min((high - low + 0.5) / high, 1 - 1e-12))
 
 
 def latency_table_of(settings: SearchSettings, space: SearchSpace) -> LatencyTable | None:
@@ -348,6 +355,10 @@ def check_settings(settings: SearchSettings) -> None:
     from .tracking import check_tracking
 
     check_tracking(settings)
+    if settings.budget_flops is None and settings.latency_budget_ms is None:
+        raise SearchConfigError("budget_flops", "required (e.g. 4GFLOPs), unless a latency budget is given")
+    if settings.latency_budget_ms is not None and settings.sampler == "grid":
+        raise SearchConfigError("latency_budget_ms", "needs a sampler; the grid sweep's points are fixed")
     space = resolve_space(settings)
     try:
         if settings.sampler == "grid":
@@ -362,8 +373,6 @@ def check_settings(settings: SearchSettings) -> None:
             setting, why = "space", str(exc)
         raise SearchConfigError(setting, "{why}", why=why) from None
     if settings.latency_budget_ms is not None:
-        if settings.sampler == "grid":
-            raise SearchConfigError("latency_budget_ms", "needs a sampler; the grid sweep's points are fixed")
         try:
             sampler_of(settings, space, budget_of(settings))
         except BudgetError as exc:

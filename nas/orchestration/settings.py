@@ -44,7 +44,7 @@ class SearchSettings:
     preset when the search starts (nas.orchestration.plan.apply_preset): the full search on a GPU, the
     measured CPU preset without one."""
 
-    budget_flops: int
+    budget_flops: int | None = None  # None: a latency budget alone (the FLOPs window is the space's range)
     tolerance: float = 0.1
     space: str = "resnext-imagenet"
     space_file: str | None = None  # a resnext-space/1 JSON file (search_spaces.load_space); replaces `space`
@@ -194,8 +194,9 @@ def from_keywords(settings: SearchSettings | None = None, /, **keywords: Any) ->
             raise SearchConfigError(key, "not a search setting; accepted: {accepted}",
                                     accepted=", ".join(sorted(known)))
     if settings is None:
-        if "budget_flops" not in keywords:
-            raise SearchConfigError("budget_flops", "required (e.g. budget=\"4GFLOPs\")")
+        if keywords.get("budget_flops") is None and keywords.get("latency_budget_ms") is None:
+            raise SearchConfigError("budget_flops", "required (e.g. budget=\"4GFLOPs\"), unless latency_budget_ms "
+                                    "is given")
         return SearchSettings(**keywords)
     return replace(settings, **keywords)
 

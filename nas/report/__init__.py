@@ -13,6 +13,7 @@ are `RunDataError`s naming the setting; nas.analyze and nas.export turn them int
       matched.py              the capacity-matched sweep: error vs cardinality, one point per seed
       edf.py                  error EDFs per cardinality
       cost.py                 accuracy vs FLOPs and vs parameters, the Pareto front
+      latency.py              accuracy vs predicted latency, its Pareto front, ms per GFLOP per C
       throughput.py           accuracy vs measured training speed, throughput per cardinality
       curves.py               learning curves, where ASHA stopped trials
       param_importance.py     hyperparameter importance with its bootstrap spread

@@ -23,6 +23,7 @@ from .cost import accuracy_vs_cost, pareto_front
 from .curves import learning_curves
 from .depth import accuracy_vs_depth
 from .edf import error_edfs
+from .latency import accuracy_vs_latency
 from .matched import matched_sweep
 from .param_importance import importance
 from .ranking import ranking_holds
@@ -43,6 +44,7 @@ def build_sections(run: RunData) -> list[Section]:
         error_edfs(run),
         accuracy_vs_cost(run, "gflops"),
         accuracy_vs_cost(run, "mparams"),
+        accuracy_vs_latency(run),
         speed(run),
         learning_curves(run),
         importance(run, "common"),
